@@ -1,0 +1,56 @@
+"""rag: answers about a corpus of research-paper abstracts, every claim cited to a real paper.
+
+Public API (imported lazily so that ``import rag`` and the CLI start fast)::
+
+    from rag import answer
+    a = answer("Which paper introduces JailbreakBench?")
+    print(a.text); [c.paper.title for c in a.citations]
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import RagError
+from rag.settings import Settings
+from rag.types import Answer, Chunk, Citation, Filters, Hit, Hits, IndexStats, Paper
+
+if TYPE_CHECKING:
+    from rag.corpus import load_corpus
+    from rag.index import build_index
+    from rag.pipeline import answer, answer_stream
+    from rag.retrieve import search
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Citation",
+    "Filters",
+    "Hit",
+    "Hits",
+    "IndexStats",
+    "Paper",
+    "RagError",
+    "Settings",
+    "answer",
+    "answer_stream",
+    "build_index",
+    "load_corpus",
+    "search",
+]
+
+_LAZY = {
+    "load_corpus": "rag.corpus",
+    "build_index": "rag.index",
+    "search": "rag.retrieve",
+    "answer": "rag.pipeline",
+    "answer_stream": "rag.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

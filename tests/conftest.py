@@ -1,0 +1,34 @@
+"""Shared fixtures. Every test gets a temporary RAG_HOME, so nothing touches the user's index.
+
+The assembled local model is shared (RAG_MODELS_DIR points at the real cache) because re-assembling
+1.1 GB per test would be wasteful; it is read-only for tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEEDS = PROJECT_ROOT / "seeds"
+SCIFACT = PROJECT_ROOT.parent / "shared" / "bench" / "scifact"
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(autouse=True)
+def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from rag.settings import Settings
+
+    real_models = Settings().model_cache
+    home = tmp_path / "rag_home"
+    monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.setenv("RAG_MODELS_DIR", str(real_models))
+    monkeypatch.delenv("RAG_CHROMA_URL", raising=False)
+    return home
