@@ -80,5 +80,9 @@ class ModelNotInstalledError(LLMError):
     """The local model or its runtime is not installed."""
 
 
+class PromptError(ConfigError):
+    """A prompt template is missing or its placeholders are not the expected ones."""
+
+
 class EmbeddingModelError(RagError):
     """The embedding model could not be loaded."""

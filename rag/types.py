@@ -152,11 +152,15 @@ class Citation(Record):
     support: float = Field(0.0, description="Support score of the evidence, 0..1.")
     repaired: bool = Field(False, description="The model cited another paper; the pipeline re-pointed it.")
     flagged: bool = Field(False, description="No retrieved abstract clearly supports the sentence.")
+    added: bool = Field(
+        False, description="The model left the sentence uncited; the pipeline added this supporting paper."
+    )
 
 
 class Answer(Record):
     question: str
-    text: str = ""
+    text: str = Field("", description="The final answer; citations numbered by first appearance.")
+    raw_text: str = Field("", description="The model's text as streamed, before citations were checked.")
     citations: list[Citation] = Field(default_factory=list)
     abstained: bool = False
     hits: list[Hit] = Field(default_factory=list)
@@ -165,7 +169,9 @@ class Answer(Record):
     error: str | None = Field(None, description="What went wrong with the model call, and what to do.")
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    timings: dict[str, float] = Field(default_factory=dict, description="Seconds: retrieve, first_token, total.")
+    timings: dict[str, float] = Field(
+        default_factory=dict, description="Seconds: retrieve, first_token, generate, total."
+    )
 
 
 class IndexStats(Record):
