@@ -1,0 +1,193 @@
+"""`Paper` → `Chunk`s: sentence-bounded pieces of an abstract, each led by the paper's title.
+
+* A chunk's text is ``"<title>\\n\\n<sentences>"``; its length, measured with the embedding model's own
+  tokenizer ([CLS]/[SEP] included), never exceeds ``max_tokens``, so nothing is silently truncated.
+* Consecutive chunks of one abstract repeat ``overlap`` sentences.
+* A sentence longer than the budget on its own is cut at word boundaries.
+* A title-only paper (no abstract) gets one chunk: its title and its authors.
+* Chunk ids are ``<paper id>#<n>`` (n from 0): the same paper text always gives the same ids.
+
+Every chunk carries its paper's metadata as Chroma-friendly scalars (see :func:`chunk_metadata`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+
+from rag.types import Chunk, Paper, fold
+
+CountTokens = Callable[[list[str]], list[int]]
+"""Word pieces per text, special tokens included (``rag.embed.Tokenizer.count``)."""
+
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]: counted once per chunk
+
+# Words that end with a full stop without ending a sentence.
+_ABBREVIATIONS = {
+    "al", "e.g", "i.e", "eg", "ie", "etc", "vs", "cf", "fig", "figs", "eq", "eqs", "ref", "refs", "sec",
+    "no", "nos", "vol", "approx", "resp", "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "inc", "ltd",
+    "co", "corp", "dept", "univ", "tab", "ca", "viz", "wrt", "w.r.t", "a.k.a", "aka", "u.s", "u.k", "ph.d",
+}
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$\\])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences at ``.``, ``!`` or ``?`` followed by space and a capital or digit.
+
+    Abbreviations (``et al.``, ``e.g.``, ``Fig.``), initials (``J. Smith``) and decimals stay inside.
+    """
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        return []
+    sentences: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        end = match.start()
+        piece = text[start:end].rstrip()
+        last_word = piece.rsplit(" ", 1)[-1].rstrip(".!?\"')]").lower()
+        if piece.endswith(".") and (last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)):
+            continue
+        sentences.append(text[start : match.end()].strip())
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+def paper_hash(paper: Paper) -> str:
+    """Content hash of everything that shapes a paper's chunks and metadata (not its line number)."""
+    data = paper.model_dump_json(exclude={"line"})
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:20]
+
+
+def chunk_metadata(paper: Paper, content_hash: str | None = None) -> dict[str, str | int | float | bool]:
+    """Paper metadata as Chroma scalars. Keys whose value is unknown are left out (``year`` included).
+
+    ``authors`` is ``"; "``-joined; ``authors_folded`` is the same, lower-case and accent-free
+    (``rag.types.fold``), for matching names. ``sources`` is ``"; "``-joined.
+    """
+    meta: dict[str, str | int | float | bool] = {
+        "paper_id": paper.id,
+        "title": paper.title,
+        "authors": "; ".join(paper.authors),
+        "authors_folded": fold("; ".join(paper.authors)),
+        "source": paper.source,
+        "sources": "; ".join(paper.sources or [paper.source]),
+        "has_abstract": paper.has_abstract,
+    }
+    if paper.year is not None:
+        meta["year"] = int(paper.year)
+    for key in ("category", "kind", "venue", "date"):
+        value = getattr(paper, key)
+        if value:
+            meta[key] = str(value)
+    if paper.authors_truncated:
+        meta["authors_truncated"] = True
+    if content_hash:
+        meta["content_hash"] = content_hash
+    return meta
+
+
+def _cut_words(text: str, budget: int, count: CountTokens) -> list[str]:
+    """Cut ``text`` at word boundaries into pieces of at most ``budget`` word pieces each."""
+    words = text.split(" ")
+    sizes = [n - SPECIAL_TOKENS for n in count(words)]
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
+    for word, size in zip(words, sizes, strict=True):
+        if current and used + size > budget:
+            pieces.append(" ".join(current))
+            current, used = [], 0
+        current.append(word)
+        used += size
+    if current:
+        pieces.append(" ".join(current))
+    return pieces
+
+
+def _pack(units: list[str], sizes: list[int], budget: int, overlap: int) -> list[list[str]]:
+    """Greedy packing of sentences into groups of at most ``budget`` tokens, repeating ``overlap``."""
+    groups: list[list[str]] = []
+    current: list[int] = []
+    for i, size in enumerate(sizes):
+        if current and sum(sizes[j] for j in current) + size > budget:
+            groups.append([units[j] for j in current])
+            tail = current[len(current) - overlap :] if overlap else []
+            while tail and sum(sizes[j] for j in tail) + size > budget:
+                tail = tail[1:]
+            current = tail
+        current.append(i)
+    if current:
+        groups.append([units[j] for j in current])
+    return groups
+
+
+def chunk_paper(
+    paper: Paper,
+    count: CountTokens,
+    *,
+    max_tokens: int = 200,
+    overlap: int = 1,
+    content_hash: str | None = None,
+) -> list[Chunk]:
+    """Chunks of one paper (see the module docstring)."""
+    return chunk_papers([paper], count, max_tokens=max_tokens, overlap=overlap, hashes=[content_hash])[0]
+
+
+def chunk_papers(
+    papers: Sequence[Paper],
+    count: CountTokens,
+    *,
+    max_tokens: int = 200,
+    overlap: int = 1,
+    hashes: Sequence[str | None] | None = None,
+) -> list[list[Chunk]]:
+    """Chunks of each paper, in order. Tokenises all titles and sentences in one call."""
+    hashes = list(hashes) if hashes is not None else [paper_hash(p) for p in papers]
+    sentences = [split_sentences(p.abstract) for p in papers]
+    titles = [re.sub(r"\s+", " ", p.title).strip() for p in papers]
+    flat = titles + [s for group in sentences for s in group]
+    sizes = [n - SPECIAL_TOKENS for n in count(flat)] if flat else []
+    title_sizes, sentence_sizes = sizes[: len(papers)], sizes[len(papers) :]
+    out: list[list[Chunk]] = []
+    offset = 0
+    for paper, title, title_size, group, content_hash in zip(
+        papers, titles, title_sizes, sentences, hashes, strict=True
+    ):
+        group_sizes = sentence_sizes[offset : offset + len(group)]
+        offset += len(group)
+        meta = chunk_metadata(paper, content_hash)
+        room = max_tokens - SPECIAL_TOKENS
+        if title_size > room // 2:  # an absurdly long title: keep its start as context
+            title = _cut_words(title, room // 2, count)[0]
+            title_size = count([title])[0] - SPECIAL_TOKENS
+        if not group:  # title-only paper: title and authors
+            authors = ", ".join(paper.authors) or paper.author_line()
+            text = f"{title}\n\n{authors}".strip() if authors else title
+            if count([text])[0] > max_tokens:
+                text = _cut_words(text, room, count)[0]
+            texts = [text]
+        else:
+            budget = room - title_size - 1  # the blank line after the title
+            units: list[str] = []
+            unit_sizes: list[int] = []
+            for sentence, size in zip(group, group_sizes, strict=True):
+                if size <= budget:
+                    units.append(sentence)
+                    unit_sizes.append(size)
+                    continue
+                for piece in _cut_words(sentence, budget, count):
+                    units.append(piece)
+                    unit_sizes.append(count([piece])[0] - SPECIAL_TOKENS)
+            texts = [f"{title}\n\n{' '.join(g)}" for g in _pack(units, unit_sizes, budget, overlap)]
+        chunks = []
+        for n, text in enumerate(texts):
+            chunk_meta = dict(meta)
+            chunk_meta["n"] = n
+            chunk_meta["n_chunks"] = len(texts)
+            chunks.append(Chunk(id=f"{paper.id}#{n}", paper_id=paper.id, n=n, text=text, metadata=chunk_meta))
+        out.append(chunks)
+    return out

@@ -1,0 +1,206 @@
+"""`build_index`: sync one RAG_HOME's index to exactly the given sources.
+
+Steps: load the papers → open (or create) the collection → reconcile against what Chroma actually
+holds → chunk and embed only new or changed papers (shortest first, written batch by batch, upserted by
+stable chunk id) → delete chunks of removed papers and left-over chunks of changed ones → rebuild the
+BM25 index when the chunk set changed → write ``papers.jsonl`` and ``manifest.json`` → mark the
+collection current. A run killed half-way leaves chunks whose content hash or chunk count does not
+match, so the next run re-embeds exactly those papers; nothing is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunk import chunk_papers, paper_hash
+from rag.embed import get_embedder, get_tokenizer
+from rag.errors import IndexError_
+from rag.settings import Settings
+from rag.store import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, Store, write_atomic
+from rag.types import Chunk, IndexStats, Paper
+
+log = logging.getLogger(__name__)
+
+WRITE_BATCH = 512
+"""Chunks embedded and written per step: the most work a killed run can lose."""
+
+
+def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
+    if isinstance(sources, Sequence) and not isinstance(sources, str) and sources and all(
+        isinstance(s, Paper) for s in sources
+    ):
+        papers = list(sources)
+    else:
+        try:
+            from rag.corpus import load_corpus
+        except ImportError as exc:  # pragma: no cover - the corpus step ships with the package
+            raise IndexError_(f"The corpus loader is not available ({exc}).") from exc
+        if sources is not None and isinstance(sources, (str, Path)):
+            sources = [sources]
+        papers = load_corpus(sources, strict=settings.corpus.strict, settings=settings)
+    unique: dict[str, Paper] = {}
+    for paper in papers:
+        if paper.id in unique:
+            log.warning("duplicate paper id %s (%s); keeping the first", paper.id, paper.source)
+            continue
+        unique[paper.id] = paper
+    if not unique:
+        raise IndexError_("There are no papers to index: give sources that contain at least one paper.")
+    return list(unique.values())
+
+
+def _is_complete(have: dict[str, dict[str, Any]], paper_id: str, content_hash: str) -> bool:
+    """Chroma holds exactly the chunks ``<id>#0..n-1`` of this paper version."""
+    if not have:
+        return False
+    metas = list(have.values())
+    n = metas[0].get("n_chunks")
+    if not isinstance(n, int) or n < 1:
+        return False
+    if any(m.get("content_hash") != content_hash or m.get("n_chunks") != n for m in metas):
+        return False
+    return set(have) == {f"{paper_id}#{i}" for i in range(n)}
+
+
+def _signature(papers: list[Paper], hashes: dict[str, str]) -> str:
+    text = "\n".join(f"{p.id}\t{hashes[p.id]}" for p in sorted(papers, key=lambda p: p.id))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="chunk", desc="embedding", disable=None if progress else True)
+
+
+def build_index(
+    sources: Any = None, settings: Settings | None = None, *, progress: bool = False
+) -> IndexStats:
+    """Index ``sources`` (default: the seeds; same forms as ``load_corpus``, or a list of ``Paper``).
+
+    The index under ``settings.home`` is synced to exactly these papers: new and changed papers are
+    embedded, unchanged ones reused, removed ones deleted. Returns what was done.
+    """
+    settings = settings or Settings()
+    started = time.perf_counter()
+    papers = _load_papers(sources, settings)
+    store = Store.open(settings, create=True)  # fails before anything is written locally
+    hashes = {p.id: paper_hash(p) for p in papers}
+
+    # Reconcile with what the collection actually holds.
+    by_paper: dict[str, dict[str, dict[str, Any]]] = {}
+    for cid, meta in store.chunk_states().items():
+        by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
+    todo = [p for p in papers if not _is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
+    wanted = {p.id for p in papers}
+    removed_papers = [pid for pid in by_paper if pid not in wanted]
+    stale = [cid for pid in removed_papers for cid in by_paper[pid]]
+
+    # Chunk and embed new or changed papers.
+    new_chunks: list[Chunk] = []
+    if todo:
+        tokenizer = get_tokenizer(settings)
+        grouped = chunk_papers(
+            todo,
+            tokenizer.count,
+            max_tokens=min(settings.index.chunk_max_tokens, tokenizer.max_seq_length),
+            overlap=settings.index.chunk_overlap_sentences,
+            hashes=[hashes[p.id] for p in todo],
+        )
+        new_chunks = [c for group in grouped for c in group]
+        new_ids = {c.id for c in new_chunks}
+        stale += [cid for p in todo for cid in by_paper.get(p.id, {}) if cid not in new_ids]
+        # Shortest first, as sentence-transformers does inside one call: batches pad less.
+        order = np.argsort(tokenizer.count([c.text for c in new_chunks]), kind="stable")
+        new_chunks = [new_chunks[i] for i in order]
+        embedder = get_embedder(settings)
+        bar = _progress_bar(len(new_chunks), progress)
+        try:
+            for start in range(0, len(new_chunks), WRITE_BATCH):
+                part = new_chunks[start : start + WRITE_BATCH]
+                vectors = embedder.encode([c.text for c in part], batch_size=settings.index.embed_batch_size)
+                store.upsert(part, vectors)
+                bar.update(len(part))
+        finally:
+            bar.close()
+    store.delete(stale)
+
+    # BM25 beside the collection, rebuilt only when the chunk set changed.
+    folder = store.folder
+    manifest_path = folder / MANIFEST_FILE
+    signature = _signature(papers, hashes)
+    old_manifest = _read_json(manifest_path)
+    bm25 = folder / BM25_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    if new_chunks or stale or not bm25.is_dir() or old_manifest.get("signature") != signature:
+        from rag.lexical import build_lexical_index
+
+        rank = {p.id: i for i, p in enumerate(papers)}
+        chunks = sorted(store.all_chunks(), key=lambda c: (rank.get(c.paper_id, len(rank)), c.n))
+        tmp = folder / (BM25_DIR + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_lexical_index(chunks, tmp)
+        shutil.rmtree(bm25, ignore_errors=True)
+        tmp.rename(bm25)
+
+    # The records beside the collection, written after the vectors.
+    papers_text = "".join(p.model_dump_json() + "\n" for p in papers)
+    papers_path = folder / PAPERS_FILE
+    if not papers_path.is_file() or papers_path.read_text(encoding="utf-8") != papers_text:
+        write_atomic(papers_path, papers_text)
+    total_chunks = store.count()
+    n_chunks: dict[str, int] = {}
+    for c in new_chunks:
+        n_chunks[c.paper_id] = n_chunks.get(c.paper_id, 0) + 1
+    manifest = {
+        "collection": store.collection_name,
+        "schema": SCHEMA_VERSION,
+        "embed_model": settings.index.embed_model,
+        "chunk_max_tokens": settings.index.chunk_max_tokens,
+        "chunk_overlap_sentences": settings.index.chunk_overlap_sentences,
+        "papers": len(papers),
+        "chunks": total_chunks,
+        "signature": signature,
+        "paper_hashes": {
+            p.id: {
+                "hash": hashes[p.id],
+                "chunks": n_chunks.get(p.id) or _n_chunks(by_paper.get(p.id, {})),
+            }
+            for p in papers
+        },
+    }
+    if manifest != {k: v for k, v in old_manifest.items() if k != "built_at"}:
+        manifest["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
+    store.drop_other_collections()
+    store.mark_current({"papers": len(papers), "chunks": total_chunks})
+    return IndexStats(
+        papers=len(papers),
+        chunks=total_chunks,
+        embedded=len(new_chunks),
+        unchanged=len(papers) - len(todo),
+        removed=len(removed_papers),
+        seconds=round(time.perf_counter() - started, 3),
+        collection=store.collection_name,
+    )
+
+
+def _n_chunks(have: dict[str, dict[str, Any]]) -> int:
+    return len(have)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
