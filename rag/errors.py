@@ -80,6 +80,18 @@ class ModelNotInstalledError(LLMError):
     """The local model or its runtime is not installed."""
 
 
+class LLMTimeoutError(LLMError):
+    """The model did not answer within the timeout."""
+
+
+class LLMAuthError(LLMError):
+    """The provider's API key is missing or was rejected."""
+
+
+class LLMProviderError(LLMError):
+    """The provider (or the local model) failed: bad request, unknown model, server error, …"""
+
+
 class PromptError(ConfigError):
     """A prompt template is missing or its placeholders are not the expected ones."""
 
