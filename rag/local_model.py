@@ -1,0 +1,226 @@
+"""The local GGUF model, run in-process with llama-cpp-python.
+
+One ``LocalModel`` per (path, n_ctx, n_threads) per process, loaded on first use and shared; generation is
+serialised by a per-model lock because a llama.cpp context is not re-entrant. Every call has a deadline:
+waiting for the lock and generating both stop when it passes, and ``LLMTimeoutError`` is raised.
+
+Callers normally go through ``rag.llm`` (which routes ``local/...`` model ids here via litellm); this module
+knows nothing about litellm.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError
+from rag.settings import Settings
+
+# llama.cpp's OpenMP threads spin while waiting for work; on a machine whose few cores are shared with
+# other processes that spinning starves everyone (the generating thread included). Passive waiting costs
+# little when the cores are free. Must be set before libgomp is loaded, i.e. before importing llama_cpp.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+N_BATCH = 512
+"""Prompt tokens evaluated per batch (llama.cpp's default; our prompts are ~1k tokens)."""
+
+_INSTALL_HINT = (
+    "The local model needs llama-cpp-python: run `make setup` or `pip install 'llama-cpp-python>=0.3.2'`, "
+    "or choose a hosted model with RAG_LLM__MODEL (e.g. openai/gpt-4o-mini)."
+)
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """What identifies a loaded model: one instance per distinct config per process."""
+
+    path: Path
+    n_ctx: int = 4096
+    n_threads: int = 2
+    n_batch: int = N_BATCH
+    flash_attn: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> LocalConfig:
+        from rag.models import model_path
+
+        settings = settings or Settings()
+        return cls(
+            path=model_path(settings),
+            n_ctx=settings.llm.n_ctx,
+            n_threads=settings.llm.n_threads or default_threads(),
+        )
+
+
+@dataclass
+class Usage:
+    """Filled in while a generation runs; final once the stream is exhausted."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ""
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LocalModel:
+    """A loaded GGUF model with its chat template."""
+
+    def __init__(self, config: LocalConfig) -> None:
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise ModelNotInstalledError(_INSTALL_HINT) from exc
+        if not config.path.is_file():
+            raise ModelNotInstalledError(
+                f"No model file at {config.path}. Run `make setup` or `python -m rag.models install`."
+            )
+        self.config = config
+        try:
+            self.llama = llama_cpp.Llama(
+                model_path=str(config.path),
+                n_ctx=config.n_ctx,
+                n_threads=config.n_threads,
+                n_threads_batch=config.n_threads,
+                n_batch=config.n_batch,
+                n_ubatch=config.n_batch,
+                flash_attn=config.flash_attn,
+                use_mmap=True,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelNotInstalledError(
+                f"llama.cpp could not load {config.path} ({exc}). Re-assemble it with "
+                "`python -m rag.models install --force`."
+            ) from exc
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelNotInstalledError(f"{config.path} carries no chat template; it is not a chat model.")
+        eos = self.llama.token_eos()
+        bos = self.llama.token_bos()
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self.llama._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=self.llama._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+        self.lock = threading.Lock()
+
+    def prompt(self, messages: Sequence[dict[str, Any]]) -> tuple[list[int], list[str]]:
+        """The chat-templated prompt as tokens, and the template's stop strings."""
+        result = self._formatter(messages=list(messages))  # type: ignore[arg-type]
+        tokens = self.llama.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return tokens, stop
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+
+    def stream(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        max_tokens: int = 320,
+        temperature: float = 0.0,
+        top_p: float = 0.95,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        timeout: float = 120.0,
+        usage: Usage | None = None,
+    ) -> Iterator[str]:
+        """Yield text deltas of the assistant's reply; ``usage`` is filled in as it goes.
+
+        Raises LLMTimeoutError when ``timeout`` seconds pass (waiting for the model included) and
+        LLMProviderError when the prompt does not fit the context window.
+        """
+        import llama_cpp
+
+        usage = usage if usage is not None else Usage()
+        deadline = time.monotonic() + timeout
+        tokens, template_stop = self.prompt(messages)
+        room = self.config.n_ctx - len(tokens)
+        if room < 1:
+            raise LLMProviderError(
+                f"The prompt is {len(tokens)} tokens but the local model's context is {self.config.n_ctx}: "
+                "raise RAG_LLM__N_CTX or put fewer papers in the prompt (RAG_LLM__CONTEXT_PAPERS)."
+            )
+        stops = ([stop] if isinstance(stop, str) else list(stop or [])) + template_stop
+        timed_out = False
+
+        def past_deadline(_ids: Any, _logits: Any) -> bool:
+            nonlocal timed_out
+            timed_out = time.monotonic() > deadline
+            return timed_out
+
+        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise LLMTimeoutError(
+                f"The local model was busy with another request for {timeout:g} s; try again or raise "
+                "RAG_LLM__TIMEOUT."
+            )
+        text: list[str] = []
+        try:
+            usage.prompt_tokens = len(tokens)
+            chunks = self.llama.create_completion(
+                prompt=tokens,
+                max_tokens=min(max_tokens, room),
+                temperature=temperature,
+                top_p=top_p,
+                top_k=40,
+                min_p=0.05,
+                repeat_penalty=1.0,
+                stop=stops,
+                seed=seed,
+                stream=True,
+                stopping_criteria=llama_cpp.StoppingCriteriaList([past_deadline]),
+            )
+            for chunk in cast(Iterator[dict[str, Any]], chunks):
+                choice = chunk["choices"][0]
+                delta = choice.get("text") or ""
+                if delta:
+                    text.append(delta)
+                    yield delta
+                if choice.get("finish_reason"):
+                    usage.finish_reason = str(choice["finish_reason"])
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
+        finally:
+            usage.completion_tokens = self.count_tokens("".join(text))
+            self.lock.release()
+        if timed_out:
+            raise LLMTimeoutError(
+                f"The local model did not finish within {timeout:g} s (RAG_LLM__TIMEOUT); "
+                "raise the timeout or lower RAG_LLM__MAX_TOKENS."
+            )
+
+
+_MODELS: dict[LocalConfig, LocalModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def get_model(config: LocalConfig) -> LocalModel:
+    """The loaded model for ``config``, loading it on first use (once per process)."""
+    with _MODELS_LOCK:
+        model = _MODELS.get(config)
+        if model is None:
+            model = _MODELS[config] = LocalModel(config)
+        return model
+
+
+def unload_all() -> None:
+    """Forget every loaded model (memory is freed when no stream still uses one)."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
