@@ -1,0 +1,207 @@
+"""Fast tests of the chat UI: rendering helpers (escaping, filters, abstention) and the chat handler,
+driven with a scripted answer stream (no models, no browser)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ui_fakes import PAPERS, FakeStream
+
+from rag.settings import PROJECT_ROOT, Settings
+from rag.types import Answer, Citation, Filters, Hit
+from ui import render
+from ui.app import EXAMPLE_IDS, RagUI, build_filters, create_app, example_questions, source_choices
+
+EVIL = PAPERS[2]
+
+
+def run_chat(ui: RagUI, question: str, *, model: str = "", k: int = 5, year_min: int | None = None,
+             chat: list | None = None, history: list | None = None) -> list[tuple]:
+    return list(ui.respond(question, chat or [], history or [], year_min, None, "", [], model, k))
+
+
+# --- rendering helpers --------------------------------------------------------------------------------
+
+def test_cards_escape_untrusted_paper_text() -> None:
+    cit = Citation(number=3, paper=EVIL, evidence=EVIL.abstract)
+    html = render.citation_card(cit) + render.hit_card(Hit(paper=EVIL, score=1.0, text=EVIL.abstract))
+    for raw in ("<img", "<script>", "<iframe", "<b>kiddie"):
+        assert raw not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert "&lt;script&gt;" in html and "&amp; friends" in html
+
+
+def test_citation_card_shows_number_title_authors_year_page_and_evidence() -> None:
+    paper = PAPERS[1]
+    cit = Citation(number=2, paper=paper, evidence="SAM reduces the feature rank.", flagged=True)
+    html = render.citation_card(cit)
+    assert '<span class="rag-num">[2]</span>' in html and 'id="rag-cite-2"' in html
+    assert paper.title in html
+    assert "Maksym Andriushchenko, Dara Bahri" in html
+    assert "2023" in html
+    assert "001_dddadfe95e7b2692.txt, 003_018b3c99b71c7c41.txt" in html  # every page listing it
+    assert "SAM reduces the feature rank." in html
+    assert "weak support" in html
+
+
+def test_snippet_cuts_long_text_at_a_word() -> None:
+    text = "word " * 200
+    out = render.snippet(text, 50)
+    assert len(out) <= 52 and out.endswith("…") and "wor …" not in out
+
+
+def test_describe_filters() -> None:
+    assert render.describe_filters(Filters()) == "none (whole corpus)"
+    desc = render.describe_filters(Filters(authors=["Flammarion"], year_min=2022, year_max=2023))
+    assert "Flammarion" in desc and "2022" in desc and "2023" in desc
+
+
+def test_build_filters_from_controls() -> None:
+    f = build_filters(2021.0, None, "Flammarion; Croce, ", ["001_dddadfe95e7b2692.txt"])
+    assert f == Filters(authors=["Flammarion", "Croce"], year_min=2021, sources=["001_dddadfe95e7b2692.txt"])
+    assert build_filters(None, None, "", []).is_empty()
+
+
+def test_abstention_is_rendered_with_nearest_papers() -> None:
+    hits = [Hit(paper=p, score=0.1, text=p.abstract) for p in PAPERS[:2]]
+    ans = Answer(question="q", text="The corpus does not answer this.", abstained=True, hits=hits)
+    html = render.render_answer(ans)
+    assert "does not answer" in html
+    assert all(p.title in html for p in PAPERS[:2])
+    assert "rag-num" not in html  # nearest papers are not citations
+    assert render.chat_text(ans).startswith("**No answer in the corpus.**")
+
+
+def test_answer_panel_lists_citations_in_order_and_uncited_hits() -> None:
+    hits = [Hit(paper=p, score=1.0) for p in PAPERS]
+    cits = [Citation(number=2, paper=PAPERS[1]), Citation(number=1, paper=PAPERS[0])]
+    html = render.render_answer(Answer(question="q", text="a [1] b [2]", citations=cits, hits=hits,
+                                       filters=Filters(year_min=2023), model="m"))
+    assert html.index("[1]") < html.index("[2]")
+    assert "Also retrieved, not cited (1)" in html
+    assert "Filter applied: years: 2023" in html and "model: m" in html
+
+
+def test_chat_text_for_model_error_escapes_markdown() -> None:
+    ans = Answer(question="q", error="bad <b>key</b> [x](http://e)", hits=[Hit(paper=PAPERS[0], score=1)])
+    text = render.chat_text(ans)
+    assert "The model call failed" in text and "<b>" not in text and "\\[x\\]" in text
+    assert "Sources" in text
+
+
+def test_example_questions_from_eval_file(tmp_path: Path) -> None:
+    f = tmp_path / "q.jsonl"
+    rows = [
+        {"id": "a", "question": "Which paper introduces JailbreakBench?", "expected": ["jailbreakbench"]},
+        {"id": "b", "question": "What is the capital of France?", "expected": []},
+        {"id": "c", "question": "Does SAM lead to low-rank features?", "expected": ["sam-low-rank"]},
+    ]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    assert example_questions(f, ids=["c", "b", "a", "zz"]) == [rows[2]["question"], rows[0]["question"]]
+    assert example_questions(tmp_path / "missing.jsonl")  # falls back to the built-in list
+
+
+def test_shipped_examples_are_answerable_eval_questions() -> None:
+    rows = {r["id"]: r for r in map(json.loads, (PROJECT_ROOT / "eval" / "questions.jsonl").open())}
+    assert len(example_questions()) == len(EXAMPLE_IDS)
+    assert all(rows[i]["expected"] and rows[i]["kind"] != "absent" for i in EXAMPLE_IDS)
+
+
+def test_source_choices_count_every_page() -> None:
+    choices = dict((v, label) for label, v in source_choices(PAPERS))
+    assert choices["001_dddadfe95e7b2692.txt"] == "001_dddadfe95e7b2692.txt (2 papers)"
+    assert choices["003_018b3c99b71c7c41.txt"].endswith("(1 papers)")
+
+
+# --- the chat handler with a scripted stream -----------------------------------------------------------
+
+@pytest.fixture
+def fake() -> FakeStream:
+    return FakeStream()
+
+
+@pytest.fixture
+def ui(fake: FakeStream) -> RagUI:
+    return RagUI(Settings(), fake)
+
+
+def test_respond_streams_then_shows_final_text_and_cards(ui: RagUI, fake: FakeStream) -> None:
+    steps = run_chat(ui, "Which paper introduces JailbreakBench?", model="fake/x", k=2, year_min=2023)
+    box, chat, panel, history = steps[-1]
+    assert box == ""
+    assert chat[0] == {"role": "user", "content": "Which paper introduces JailbreakBench?"}
+    assert chat[1]["role"] == "assistant"
+    assert chat[1]["content"].startswith("JailbreakBench is the answer [1]. It is open [1].")
+    assert "filter: years: 2023" in chat[1]["content"]
+    assert "[1]" in panel and PAPERS[0].title in panel
+    # streaming: some intermediate step showed partial raw text, and the hits panel came before the end
+    partial = [s[1][1]["content"] for s in steps[1:-1]]
+    assert any(p.startswith("JailbreakBench is") and "[1]" not in p for p in partial)
+    assert any("writing the answer" in s[2] for s in steps[1:-1])
+    # the controls reach the API call unchanged
+    call = fake.calls[0]
+    assert call["model"] == "fake/x" and call["k"] == 2 and call["filters"] == Filters(year_min=2023)
+    assert history == [(call["question"], "JailbreakBench is the answer [1]. It is open [1].")]
+
+
+def test_history_is_passed_to_the_next_question(ui: RagUI, fake: FakeStream) -> None:
+    _, chat, _, history = run_chat(ui, "first question")[-1]
+    run_chat(ui, "and then?", chat=chat, history=history)
+    assert fake.calls[0]["history"] is None
+    assert fake.calls[1]["history"][0][0] == "first question"
+
+
+def test_empty_model_means_default(ui: RagUI, fake: FakeStream) -> None:
+    run_chat(ui, "q", model="  ")
+    assert fake.calls[0]["model"] is None
+
+
+def test_abstention_in_chat_and_panel(ui: RagUI) -> None:
+    _, chat, panel, _ = run_chat(ui, "capital of France?", model="fake/abstain")[-1]
+    assert "No answer in the corpus" in chat[-1]["content"]
+    assert "nearest papers" in panel and PAPERS[0].title in panel
+
+
+@pytest.mark.parametrize(
+    ("model", "expected_chat", "cards"),
+    [
+        ("fake/model-error", "The model call failed", True),
+        ("fake/raise", "year_min is after year_max", True),
+        ("fake/crash", "RuntimeError: boom in the fake", False),
+    ],
+)
+def test_errors_show_in_chat_and_page_stays_usable(
+    ui: RagUI, model: str, expected_chat: str, cards: bool
+) -> None:
+    _, chat, panel, history = run_chat(ui, "q", model=model)[-1]
+    assert expected_chat in chat[-1]["content"].replace("\\", "")  # as rendered (Markdown escapes gone)
+    assert "Traceback" not in chat[-1]["content"]
+    assert ("rag-card" in panel) is cards  # the sources still show when retrieval worked
+    assert history == []  # failed turns are not sent back to the model
+    # the next question works
+    _, chat2, _, _ = run_chat(ui, "Which paper introduces JailbreakBench?", chat=chat)[-1]
+    assert chat2[-1]["content"].startswith("JailbreakBench is the answer")
+
+
+def test_blank_question_does_nothing(ui: RagUI, fake: FakeStream) -> None:
+    steps = run_chat(ui, "   ")
+    assert steps[-1][1] == [] and fake.calls == []
+
+
+def test_api_answer_returns_answer_json(ui: RagUI) -> None:
+    q = "Which paper introduces JailbreakBench?"
+    out = ui.api_answer(q, year_min=2022, source="001_x.txt, 003_y.txt")
+    ans = Answer.model_validate(out)
+    assert ans.citations[0].paper.title == PAPERS[0].title
+    assert ans.filters == Filters(year_min=2022, sources=["001_x.txt", "003_y.txt"])
+    json.dumps(out)
+
+
+def test_create_app_builds_with_injected_stream(fake: FakeStream) -> None:
+    demo = create_app(Settings(), fake, papers=PAPERS)
+    cfg = demo.get_config_file()
+    names = [d.get("api_name") for d in cfg["dependencies"]]
+    assert "answer" in names
+    assert demo.title.startswith("rag")

@@ -1,0 +1,108 @@
+"""A scripted stand-in for ``rag.answer_stream`` used by the UI tests (fake at our own interface)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from rag.errors import QueryError
+from rag.types import Answer, Citation, Filters, Hit, Hits, Paper
+
+PAPERS = [
+    Paper(
+        id="jailbreakbench",
+        title="JailbreakBench: An Open Robustness Benchmark for Jailbreaking Large Language Models",
+        authors=["Patrick Chao", "Edoardo Debenedetti", "Alexander Robey"],
+        authors_truncated=True,
+        year=2024,
+        source="001_dddadfe95e7b2692.txt",
+        sources=["001_dddadfe95e7b2692.txt"],
+        abstract="Jailbreak attacks cause large language models to generate harmful content. "
+        "We introduce JailbreakBench, an open-sourced benchmark with an evolving repository of attacks.",
+    ),
+    Paper(
+        id="sam-low-rank",
+        title="Sharpness-Aware Minimization Leads to Low-Rank Features",
+        authors=["Maksym Andriushchenko", "Dara Bahri"],
+        year=2023,
+        source="003_018b3c99b71c7c41.txt",
+        sources=["001_dddadfe95e7b2692.txt", "003_018b3c99b71c7c41.txt"],
+        abstract="Sharpness-aware minimization (SAM) reduces the feature rank at different layers.",
+    ),
+    Paper(
+        id="evil",
+        title='<img src=x onerror="alert(1)"> Script <b>kiddie</b> & friends',
+        authors=["<script>alert('a')</script>"],
+        year=2021,
+        source="002_a67de8bfbd891bd2.txt",
+        abstract="An abstract with <iframe src='http://evil.example/'></iframe> inside.",
+    ),
+]
+
+
+class FakeStream:
+    """Scripted answer stream. Records each call; behaviour chosen by the model id:
+
+    - ``fake/abstain``: abstains, nearest papers as hits
+    - ``fake/model-error``: hits, then an Answer with ``error`` set (as the pipeline reports a failed call)
+    - ``fake/raise``: raises a RagError after the hits
+    - ``fake/crash``: raises a plain RuntimeError before anything
+    - anything else: a cited answer whose first sentence cites the top hit
+    """
+
+    def __init__(self, papers: list[Paper] | None = None) -> None:
+        self.papers = papers or PAPERS
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(
+        self,
+        question: str,
+        *,
+        model: str | None = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+        settings: Any = None,
+        history: Any = None,
+    ) -> Iterator[Hits | str | Answer]:
+        self.calls.append(
+            {"question": question, "model": model, "filters": filters, "k": k, "history": history}
+        )
+        model = model or "fake/default"
+        if model == "fake/crash":
+            raise RuntimeError("boom in the fake")
+        filters = filters or Filters()
+        papers = [p for p in self.papers if filters.year_min is None or (p.year or 0) >= filters.year_min]
+        hits = [Hit(paper=p, score=1.0 / (i + 1), text=p.abstract) for i, p in enumerate(papers[: k or 5])]
+        yield Hits(hits, query=question, filters=filters, note=None, good_match=bool(hits))
+        if model == "fake/raise":
+            raise QueryError("year_min is after year_max: swap them or clear one.")
+        if model == "fake/abstain" or not hits:
+            yield Answer(
+                question=question, text="The corpus does not answer this question.", abstained=True,
+                hits=hits, filters=filters, model=model,
+            )
+            return
+        if model == "fake/model-error":
+            yield Answer(
+                question=question, hits=hits, filters=filters, model=model,
+                error="openai/does-not-exist: no API key; set OPENAI_API_KEY or pick the local model.",
+            )
+            return
+        top = hits[0].paper
+        raw = f"{top.title.split(':')[0]} is the answer [{top.id}]. It is open [{top.id}]."
+        for word in raw.split(" "):
+            yield word + " "
+        yield Answer(
+            question=question,
+            text=f"{top.title.split(':')[0]} is the answer [1]. It is open [1].",
+            raw_text=raw,
+            citations=[
+                Citation(
+                    number=1, paper=top, sentences=["It is open."],
+                    evidence=top.abstract.split(". ")[-1], support=0.8,
+                )
+            ],
+            hits=hits,
+            filters=filters,
+            model=model,
+        )
