@@ -60,7 +60,9 @@ class Embedder:
         where = resolve_model(model_id)
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # the per-load "Loading weights" bar
             self.model: SentenceTransformer = SentenceTransformer(
                 where, device="cpu", backend=backend, local_files_only=True  # type: ignore[arg-type]
             )

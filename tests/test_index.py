@@ -1,0 +1,292 @@
+"""build_index and Store: the seeds with the real model and embedded Chroma, plus incremental behaviour
+(no-op, changed, removed, kill-and-resume) with a fake embedder, and the fault paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag.index
+from rag.errors import IndexMissingError, StoreCorruptError, StoreUnavailableError
+from rag.index import build_index
+from rag.settings import Settings
+from rag.store import Store, collection_name
+from rag.types import Paper
+
+
+class FakeEmbedder:
+    """Deterministic vectors from a text hash; counts calls; can fail after some batches."""
+
+    model_id = "fake"
+    dim = 16
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.texts = 0
+        self.fail_after = fail_after
+
+    def encode(
+        self, texts: list[str], *, batch_size: int | None = None, progress: bool = False
+    ) -> np.ndarray:
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.calls += 1
+        self.texts += len(texts)
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            rows.append(v / np.linalg.norm(v))
+        return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
+    embedder = FakeEmbedder()
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: embedder)
+    return embedder
+
+
+def papers(n: int, *, long: set[int] | None = None) -> list[Paper]:
+    out = []
+    for i in range(n):
+        sentences = 60 if long and i in long else 2
+        abstract = " ".join(f"Paper {i} finding {j} is described here." for j in range(sentences))
+        out.append(
+            Paper(id=f"p{i}", title=f"Title {i}", abstract=abstract, source="t.jsonl",
+                  authors=[f"Author {i}"], year=2000 + i)
+        )
+    return out
+
+
+def stored_ids(settings: Settings) -> list[str]:
+    store = Store.open(settings)
+    return sorted(store.chunk_states())
+
+
+# ------------------------------------------------------------------ incremental, fake embedder
+
+
+def test_reindex_unchanged_is_a_no_op(fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    first = build_index(papers(5, long={2}), settings)
+    assert first.papers == 5 and first.embedded == first.chunks > 5 and first.unchanged == 0
+    bm25 = Store.open(settings).folder / "bm25"
+    stamp = (bm25 / "params.index.json").stat().st_mtime_ns
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: pytest.fail("embedder loaded"))
+    again = build_index(papers(5, long={2}), settings)
+    assert (again.embedded, again.unchanged, again.removed) == (0, 5, 0)
+    assert again.chunks == first.chunks
+    assert (bm25 / "params.index.json").stat().st_mtime_ns == stamp  # BM25 not rebuilt
+
+
+def test_changed_and_removed_papers(fake: FakeEmbedder) -> None:
+    settings = Settings()
+    corpus = papers(4, long={1})
+    build_index(corpus, settings)
+    long_chunks = [i for i in stored_ids(settings) if i.startswith("p1#")]
+    assert len(long_chunks) > 1
+    changed = corpus[1].model_copy(update={"abstract": "Now a single short sentence."})
+    new = papers(6)[5]
+    stats = build_index([corpus[0], changed, corpus[2], new], settings)
+    assert (stats.papers, stats.unchanged, stats.removed, stats.embedded) == (4, 2, 1, 2)
+    ids = stored_ids(settings)
+    assert ids == ["p0#0", "p1#0", "p2#0", "p5#0"]  # p3 gone, p1's extra chunks gone
+    store = Store.open(settings)
+    assert store.count() == 4
+    got = store.collection.get(ids=["p1#0"], include=["documents"])
+    assert "single short sentence" in got["documents"][0]
+    assert set(store.papers()) == {"p0", "p1", "p2", "p5"}
+    assert store.papers()["p1"].abstract == "Now a single short sentence."
+    manifest = json.loads((store.folder / "manifest.json").read_text())
+    assert set(manifest["paper_hashes"]) == {"p0", "p1", "p2", "p5"}
+
+
+def test_kill_and_resume_leaves_no_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    monkeypatch.setattr(rag.index, "WRITE_BATCH", 4)
+    dying = FakeEmbedder(fail_after=2)
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: dying)
+    corpus = papers(12, long={3})
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, settings)
+    partial = Store.open(settings, create=True).count()
+    assert partial == 8  # two batches were written before the "kill"
+    healthy = FakeEmbedder()
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
+    stats = build_index(corpus, settings)
+    expected = build_index(corpus, Settings(home=settings.home.parent / "clean")).chunks
+    assert stats.chunks == expected == Store.open(settings).count()
+    assert 0 < stats.embedded < expected  # only what was missing (or partly written) was embedded
+    ids = stored_ids(settings)
+    assert len(ids) == len(set(ids)) == expected
+    assert build_index(corpus, settings).embedded == 0
+
+
+def test_changed_chunking_uses_a_new_collection_and_readers_notice(fake: FakeEmbedder) -> None:
+    settings = Settings()
+    build_index(papers(3, long={0}), settings)
+    other = Settings()
+    other.index.chunk_max_tokens = 64
+    assert collection_name(other) != collection_name(settings)
+    with pytest.raises(IndexMissingError, match="other settings"):
+        Store.open(other)
+    stats = build_index(papers(3, long={0}), other)
+    assert stats.embedded == stats.chunks and stats.collection == collection_name(other)
+    assert Store.open(other).count() == stats.chunks
+    assert not (settings.index_dir / collection_name(settings)).exists()  # the old one was dropped
+
+
+def test_jsonl_sources_through_load_corpus(fake: FakeEmbedder, tmp_path: Path) -> None:
+    path = tmp_path / "papers.jsonl"
+    rows = [{"id": f"j{i}", "title": f"Paper about topic {i}", "abstract": f"Topic {i} is studied."}
+            for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stats = build_index([path], Settings())
+    assert stats.papers == 3 and stats.chunks == 3
+
+
+# ------------------------------------------------------------------ faults
+
+
+def test_reading_before_indexing_says_run_rag_index() -> None:
+    with pytest.raises(IndexMissingError, match="rag index"):
+        Store.open(Settings())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_server_names_the_url_and_writes_nothing(fake: FakeEmbedder) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(chroma_url=url)
+    with pytest.raises(StoreUnavailableError, match=url.replace(".", r"\.")):
+        build_index(papers(2), settings)
+    assert not settings.index_dir.exists()
+
+
+def test_unreachable_server_cli_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["--chroma-url", url, "index", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code != 0 and url in err and "Traceback" not in err
+
+
+def test_corrupt_chroma_directory(fake: FakeEmbedder) -> None:
+    settings = Settings()
+    chroma = settings.index_dir / "chroma"
+    chroma.mkdir(parents=True)
+    (chroma / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreCorruptError, match="delete") as info:
+        build_index(papers(2), settings)
+    assert str(chroma) in str(info.value)
+
+
+def test_chroma_path_is_a_file(fake: FakeEmbedder) -> None:
+    settings = Settings()
+    settings.index_dir.mkdir(parents=True)
+    (settings.index_dir / "chroma").write_text("foreign")
+    with pytest.raises(StoreCorruptError, match="rag index"):
+        build_index(papers(2), settings)
+
+
+def test_foreign_sqlite_database(fake: FakeEmbedder) -> None:
+    import sqlite3
+
+    settings = Settings()
+    chroma = settings.index_dir / "chroma"
+    chroma.mkdir(parents=True)
+    with sqlite3.connect(chroma / "chroma.sqlite3") as db:
+        db.execute("create table collections (x text)")
+        db.execute("insert into collections values ('not chroma')")
+    with pytest.raises(StoreCorruptError, match="delete"):
+        build_index(papers(2), settings)
+
+
+# ------------------------------------------------------------------ the seeds, real model, embedded Chroma
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, object]:
+    settings = Settings(home=tmp_path_factory.mktemp("seed_home"))
+    return settings, build_index(None, settings)
+
+
+@pytest.mark.slow
+def test_seed_index(seeded) -> None:  # type: ignore[no-untyped-def]
+    from rag.corpus import load_corpus
+    from rag.embed import get_tokenizer
+
+    settings, stats = seeded
+    corpus = load_corpus()
+    assert stats.papers == len(corpus) > 100
+    assert stats.embedded == stats.chunks >= stats.papers and stats.unchanged == 0
+    store = Store.open(settings)
+    assert store.count() == stats.chunks and stats.collection == store.collection_name
+    assert set(store.papers()) == {p.id for p in corpus}
+    got = store.collection.get(include=["documents", "metadatas"])
+    by_paper: dict[str, list[str]] = {}
+    for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+        pid, n = cid.rsplit("#", 1)
+        by_paper.setdefault(pid, []).append(n)
+        assert meta["paper_id"] == pid and meta["n"] == int(n)
+        assert "year" not in meta or isinstance(meta["year"], int)
+        assert doc.startswith(meta["title"].split()[0])
+    assert set(by_paper) == {p.id for p in corpus}
+    counts = get_tokenizer(settings).count(got["documents"])
+    assert max(counts) <= settings.index.chunk_max_tokens
+    title_only = [p for p in corpus if not p.has_abstract]
+    for paper in title_only:
+        assert by_paper[paper.id] == ["0"]
+    current = json.loads((settings.index_dir / "current.json").read_text())
+    assert current["collection"] == store.collection_name
+    assert (store.folder / "bm25").is_dir()
+
+
+@pytest.mark.slow
+def test_seed_query_finds_a_paper_by_its_abstract(seeded) -> None:  # type: ignore[no-untyped-def]
+    from rag.embed import get_embedder
+
+    settings, _ = seeded
+    store = Store.open(settings)
+    paper = next(p for p in store.papers().values() if p.has_abstract and p.year)
+    query = get_embedder(settings).encode_query(paper.abstract.split(". ")[0])
+    hits = store.query(query, 5)
+    assert hits[0].paper_id == paper.id and 0 <= hits[0].distance < 0.5
+    filtered = store.query(query, 50, where={"year": {"$ne": paper.year}})
+    assert filtered and all(h.paper_id != paper.id for h in filtered)
+    assert all(h.metadata.get("year") != paper.year for h in filtered)  # $ne also matches unknown years
+    ranged = store.query(query, 50, where={"year": {"$gte": paper.year}})
+    assert ranged and all(h.metadata["year"] >= paper.year for h in ranged)  # unknown years are left out
+
+
+@pytest.mark.slow
+def test_seed_reindex_embeds_nothing(seeded) -> None:  # type: ignore[no-untyped-def]
+    settings, stats = seeded
+    again = build_index(None, settings)
+    assert (again.embedded, again.unchanged, again.removed) == (0, stats.papers, 0)
+    assert again.chunks == stats.chunks
+
+
+@pytest.mark.slow
+def test_cli_prints_stats(seeded, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from rag.cli import main
+
+    settings, stats = seeded
+    assert main(["--home", str(settings.home), "index", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"papers     {stats.papers}" in out and "embedded   0" in out
+    assert stats.collection in out and str(settings.index_dir / "chroma") in out
