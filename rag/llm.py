@@ -23,7 +23,6 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -92,17 +91,10 @@ def _make_local_handler(litellm: Any) -> Any:
         """litellm custom provider for ``local/<name>``: runs the GGUF model in this process."""
 
         def _run(self, model: str, messages: list[Any], optional_params: dict[str, Any], timeout: Any) -> Any:
-            from rag.local_model import LocalConfig, Usage, get_model
+            from rag.local_model import Usage, config_for, get_model
 
             settings: Settings = optional_params.get("rag_settings") or Settings()
-            config = LocalConfig.from_settings(settings)
-            if model.endswith(".gguf"):
-                config = LocalConfig(Path(model).expanduser(), config.n_ctx, config.n_threads)
-            elif LOCAL_PROVIDER + "/" + model != DEFAULT_LOCAL_MODEL:
-                raise LLMProviderError(
-                    f"Unknown local model {model!r}: use {DEFAULT_LOCAL_MODEL} "
-                    "or local/<path to a .gguf file>."
-                )
+            config = config_for(model, settings)
             seconds = timeout if isinstance(timeout, int | float) else settings.llm.timeout
             usage = Usage()
             stop = optional_params.get("stop")
@@ -175,6 +167,17 @@ def _chunk(text: str, *, finished: bool = False, reason: str = "", usage: Any = 
     }
 
 
+def preload(settings: Settings | None = None, *, model: str | None = None) -> None:
+    """Load the local model now (seconds) so the first question does not wait; no-op for hosted models."""
+    settings = settings or Settings()
+    model = model or settings.llm.model
+    if not is_local(model):
+        return
+    from rag.local_model import config_for, get_model
+
+    get_model(config_for(model[len(LOCAL_PROVIDER) + 1 :], settings))
+
+
 # ------------------------------------------------------------------------------------------------ the calls
 
 
@@ -240,6 +243,23 @@ def _rag_error_in(exc: BaseException) -> RagError | None:
     return None
 
 
+def _connection_failed(litellm: Any, exc: BaseException) -> bool:
+    """The server could not be reached (litellm reports some of these as InternalServerError)."""
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, litellm.APIConnectionError | ConnectionError) or type(current).__name__ in (
+            "APIConnectionError",
+            "ConnectError",
+        ):
+            return True
+        if "connection error" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300] + ("…" if len(text) > 300 else "")
@@ -273,7 +293,7 @@ def _map_error(litellm: Any, exc: BaseException, model: str, settings: Settings)
         return LLMProviderError(f"{model} rejected the request: {_short(exc)}; check RAG_LLM__MODEL.")
     if isinstance(exc, litellm.RateLimitError):
         return LLMProviderError(f"{model} is rate-limited ({_short(exc)}); wait and retry.")
-    if isinstance(exc, litellm.APIConnectionError):
+    if _connection_failed(litellm, exc):
         where = settings.llm.api_base or "the provider"
         return LLMProviderError(
             f"Could not reach {where} for {model} ({_short(exc)}); is the server running?"

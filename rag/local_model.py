@@ -57,6 +57,24 @@ class LocalConfig:
         )
 
 
+def config_for(name: str, settings: Settings | None = None) -> LocalConfig:
+    """Config for ``local/<name>``: the default model, or ``<name>`` as a path to a chat GGUF file."""
+    from rag.settings import DEFAULT_LOCAL_MODEL
+
+    settings = settings or Settings()
+    if name.endswith(".gguf"):
+        return LocalConfig(
+            path=Path(name).expanduser(),
+            n_ctx=settings.llm.n_ctx,
+            n_threads=settings.llm.n_threads or default_threads(),
+        )
+    if "local/" + name != DEFAULT_LOCAL_MODEL:
+        raise LLMProviderError(
+            f"Unknown local model local/{name}: use {DEFAULT_LOCAL_MODEL} or local/<path to a .gguf file>."
+        )
+    return LocalConfig.from_settings(settings)
+
+
 @dataclass
 class Usage:
     """Filled in while a generation runs; final once the stream is exhausted."""
