@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections import Counter
@@ -85,7 +86,14 @@ def _counts(title: str, counter: Counter[str], order: list[str] | None = None) -
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from rag.corpus import load_corpus_report
 
-    report = load_corpus_report(args.path, strict=args.strict, settings=settings)
+    # This command prints every problem itself; the loader's warnings would only repeat them.
+    corpus_logger = logging.getLogger("rag.corpus")
+    level = corpus_logger.level
+    corpus_logger.setLevel(logging.ERROR)
+    try:
+        report = load_corpus_report(args.path, strict=args.strict, settings=settings)
+    finally:
+        corpus_logger.setLevel(level)
     papers = [p for p in report.papers if _matches(p, args)]
     if args.list:
         out: list[str] = []
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for f in report.files:
         skipped = f", {len(f.skipped)} non-paper block(s) skipped" if f.skipped else ""
         lines.append(
-            f"  {f.name}: {f.format or 'unreadable'}, {f.entries} entries, {f.problems} problem(s){skipped}"
+            f"  {f.name}: {f.format or 'not loaded'}, {f.entries} entries, {f.problems} problem(s){skipped}"
         )
     if report.problems:
         lines.append(f"problems ({len(report.problems)}):")
