@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -366,6 +367,19 @@ def create_app(
     return demo
 
 
+def warm_up(settings: Settings) -> None:
+    """Load the local model and the retrieval models now, so the first question does not wait for them."""
+    try:
+        from rag.llm import preload
+
+        preload(settings)
+        from rag.retrieve import search
+
+        search("warm-up", k=1, settings=settings)
+    except Exception as exc:  # only an optimisation: the first question reports real problems
+        log.info("warm-up skipped: %s", exc)
+
+
 def launch(
     settings: Settings | None = None,
     *,
@@ -373,8 +387,15 @@ def launch(
     port: int = 7860,
     answer_fn: AnswerStream | None = None,
     concurrency: int | None = None,
+    preload: bool = True,
     **kwargs: Any,
 ) -> Any:
-    """Build and serve the app (blocks until interrupted unless ``prevent_thread_lock=True``)."""
+    """Build and serve the app (blocks until interrupted unless ``prevent_thread_lock=True``).
+
+    With ``preload`` the models are loaded in the background while the page is already served.
+    """
+    settings = settings or Settings()
     demo = create_app(settings, answer_fn, concurrency=concurrency)
+    if preload and answer_fn is None:
+        threading.Thread(target=warm_up, args=(settings,), name="rag-warm-up", daemon=True).start()
     return demo.launch(server_name=host, server_port=port, **kwargs)

@@ -25,6 +25,9 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="Answers computed at once; others queue (default: 1 for the local model, else 4).",
     )
+    p.add_argument(
+        "--no-preload", action="store_true", help="Do not load the models in the background at start."
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,5 +42,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1.")
     print(f"rag ui: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
-    launch(settings, host=args.host, port=args.port, concurrency=args.concurrency, quiet=True)
+    launch(
+        settings,
+        host=args.host,
+        port=args.port,
+        concurrency=args.concurrency,
+        preload=not args.no_preload,
+        quiet=True,
+    )
     return 0
