@@ -95,3 +95,39 @@ def test_only_the_answer_endpoint_is_public(served: tuple[Any, FakeStream]) -> N
     assert list(info["named_endpoints"]) == ["/answer"]
     params = [p["parameter_name"] for p in info["named_endpoints"]["/answer"]["parameters"]]
     assert params == ["question", "year_min", "year_max", "author", "source", "model", "k"]
+
+
+def test_queue_limits_concurrent_answers() -> None:
+    """With concurrency 1 (the local model), simultaneous requests from several users all get answers,
+    one at a time: the answer function never runs twice at once."""
+    import threading
+    import time
+
+    from gradio_client import Client
+
+    fake = FakeStream()
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def slow(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        try:
+            for item in fake(*args, **kwargs):
+                time.sleep(0.02)
+                yield item
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    demo = create_app(Settings(home="/nonexistent/rag-ui-client-test"), slow, papers=PAPERS, concurrency=1)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        clients = [Client(demo.local_url, verbose=False, download_files=False) for _ in range(3)]
+        jobs = [c.submit(f"question {i}", model="fake/x", api_name="/answer") for i, c in enumerate(clients)]
+        results = [job.result(timeout=120) for job in jobs]
+    finally:
+        demo.close()
+    assert sorted(r["question"] for r in results) == ["question 0", "question 1", "question 2"]
+    assert state["max"] == 1

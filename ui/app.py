@@ -357,11 +357,14 @@ def create_app(
         inputs = [question, chatbot, history, year_min, year_max, author, sources, model, k]
         outputs = [question, chatbot, panel, history]
         for trigger in (question.submit, ask.click):
-            trigger(ui.respond, inputs, outputs, api_visibility="private", show_progress="hidden")
+            trigger(
+                ui.respond, inputs, outputs, api_visibility="private", show_progress="hidden",
+                concurrency_id="answer",
+            )
         clear.click(
             lambda: ("", [], render.render_empty(), []), None, outputs, api_visibility="private", queue=False
         )
-        gr.api(ui.api_answer, api_name="answer")
+        gr.api(ui.api_answer, api_name="answer", concurrency_id="answer")  # one limit for chat + API
 
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
     return demo
