@@ -253,7 +253,7 @@ def load_corpus_report(
     results = [parsed[f] for f in files if f in parsed]
     for r in results:
         rep = reports[r.path]
-        rep.entries, rep.skipped = len(r.papers), list(r.skipped)
+        rep.entries, rep.skipped = len(r.papers) + len(r.problems), list(r.skipped)
         rep.problems += len(r.problems)
         problems.extend(r.problems)
     n_before = len(problems)

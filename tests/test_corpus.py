@@ -32,18 +32,19 @@ def get(report: CorpusReport, title: str) -> Paper:
 
 def test_public_api_defaults_to_seeds() -> None:
     papers = rag.load_corpus()
-    assert len(papers) == 209
+    assert len(papers) == 208
     assert all(isinstance(p, Paper) for p in papers)
 
 
 def test_counts(report: CorpusReport) -> None:
-    assert report.problems == []
+    # one malformed entry on 002 (no footer) is reported with file and line; everything else loads
+    assert [(Path(p.path).name, p.line) for p in report.problems] == [(P002, 277)]
     with_abstract = [p for p in report.papers if p.has_abstract]
     title_only = [p for p in report.papers if not p.has_abstract]
-    assert len(with_abstract) == 193  # 13 + 50 + 77 + 55 entries, 2 papers on two pages
+    assert len(with_abstract) == 192  # 13 + 50 + 76 + 55 entries, 2 papers on two pages
     assert len(title_only) == 16
     assert all(p.source == P003 and p.extra["section"] == "More from the Same Authors" for p in title_only)
-    assert report.by_source() == {P000: 13, P001: 50, P002: 77, P003: 71}
+    assert report.by_source() == {P000: 13, P001: 50, P002: 76, P003: 71}
     assert [(f.name, f.format, f.entries) for f in report.files] == [
         (P000, "profile", 13),
         (P001, "listing", 50),
@@ -51,7 +52,7 @@ def test_counts(report: CorpusReport) -> None:
         (P003, "workshop", 83),
     ]
     assert Counter(p.kind for p in report.papers) == {
-        "paper": 138,
+        "paper": 137,
         "poster": 57,
         "talk": 5,
         "oral": 5,
@@ -123,7 +124,7 @@ def test_year_rule(report: CorpusReport) -> None:
             assert p.year is None
     no_year = [p for p in report.papers if p.date and p.year is None]
     assert {p.date for p in no_year} >= {"May 26", "Jan 5", "Feb 1", "Sep 22"}
-    assert Counter(p.year is None for p in report.papers)[True] == 82
+    assert Counter(p.year is None for p in report.papers)[True] == 81
 
 
 def _paper(title: str, authors: list[str], source: str, line: int, **kw: object) -> Paper:

@@ -16,13 +16,14 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["papers"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("209 papers: 193 with abstracts, 16 title-only; merged: 2 listed on several pages")
+    assert out.startswith("208 papers: 192 with abstracts, 16 title-only; merged: 2 listed on several pages")
     assert "  000_cdad20cdf183ce13.txt     13" in out
-    assert "  002_a67de8bfbd891bd2.txt     77" in out
-    assert "  2024        31" in out and "  unknown     82" in out
+    assert "  002_a67de8bfbd891bd2.txt     76" in out
+    assert "  2024        31" in out and "  unknown     81" in out
     assert "  poster       57" in out and "  talk          5" in out
     assert "003_018b3c99b71c7c41.txt: workshop, 83 entries, 0 problem(s), 9 non-paper block(s) skipped" in out
-    assert "problems: none" in out
+    assert "problems (1):" in out
+    assert "002_a67de8bfbd891bd2.txt:277: entry 'Truncated Proximal Policy Optimization' has no footer" in out
 
 
 def test_list_with_filters(capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,7 +70,7 @@ def test_several_files_good_ones_load_and_every_problem_is_reported(caplog: pyte
     ]
     assert len(warned) == 5 and "profile_bad_entry.txt:19" in warned[-1]
     per_file = {f.name: (f.format, f.entries, f.problems) for f in report.files}
-    assert per_file["profile_bad_entry.txt"] == ("profile", 2, 1)
+    assert per_file["profile_bad_entry.txt"] == ("profile", 3, 1)  # 3 entries: 2 papers + 1 problem
     assert per_file["empty.txt"] == (None, 0, 1)
 
 
@@ -88,7 +88,7 @@ def test_every_fixture_entry_is_a_paper_or_a_problem() -> None:
 
 def test_strict_mode_fails_on_any_problem() -> None:
     with pytest.raises(CorpusError) as info:
-        load_corpus([SEEDS, FIXTURES / "listing_bad_entry.txt"], strict=True)
+        load_corpus([SEEDS / "000_cdad20cdf183ce13.txt", FIXTURES / "listing_bad_entry.txt"], strict=True)
     assert len(info.value.problems) == 1
     assert "listing_bad_entry.txt:5" in str(info.value)
     assert "strict" in str(info.value)
@@ -101,7 +101,10 @@ def test_strict_from_settings() -> None:
     settings.corpus.strict = True
     with pytest.raises(CorpusError):
         load_corpus([FIXTURES / "daily_bad_footer.txt"], settings=settings)
-    assert len(load_corpus([SEEDS], settings=settings)) == 209  # the seeds themselves are clean
+    assert len(load_corpus([SEEDS / "000_cdad20cdf183ce13.txt"], settings=settings)) == 13
+    with pytest.raises(CorpusError) as info:  # the seeds carry one malformed entry (002, line 277)
+        load_corpus([SEEDS], settings=settings)
+    assert [p.line for p in info.value.problems] == [277]
 
 
 def test_nothing_loads_raises_corpus_error() -> None:

@@ -30,9 +30,10 @@ def test_detected_by_content() -> None:
 
 
 def test_counts(result: ParseResult) -> None:
-    # 77 entries: 76 with the "• N authors · date" footer, plus one whose footer is missing on the page.
-    assert len(result.papers) == 77
-    assert result.problems == []
+    # 77 entries: 76 with the "• N authors · date" footer, plus one whose footer is missing on the page,
+    # which is reported as a problem (the page's layout promises an author count and a date).
+    assert len(result.papers) == 76
+    assert [p.line for p in result.problems] == [277]
     assert sum(p.n_authors is not None for p in result.papers) == 76
     assert all(p.has_abstract and p.kind == "paper" and not p.authors for p in result.papers)
     assert result.meta["page_date"] == "Oct 29"
@@ -102,12 +103,14 @@ def test_footers(
     assert (p.n_authors, p.date, p.year, p.upvotes) == (n_authors, date, year, upvotes)
 
 
-def test_entry_without_footer_keeps_its_abstract(result: ParseResult) -> None:
-    p = get(result, "Truncated Proximal Policy Optimization")
-    assert (p.n_authors, p.date, p.year, p.upvotes, p.line) == (None, None, None, None, 277)
-    assert p.abstract.startswith("Recently, test-time scaling Large Language Models")
+def test_entry_without_footer_is_reported_not_dropped(result: ParseResult) -> None:
+    assert all(p.title != "Truncated Proximal Policy Optimization" for p in result.papers)
+    [problem] = result.problems
+    assert isinstance(problem, EntryParseError) and problem.line == 277
+    assert "Truncated Proximal Policy Optimization" in str(problem) and "• N authors" in str(problem)
+    assert str(problem).startswith("002_a67de8bfbd891bd2.txt:277: ") or ":277: " in str(problem)
     nxt = get(result, "Power-Softmax: Towards Secure LLM Inference over Encrypted Data")
-    assert (nxt.n_authors, nxt.date) == (10, "2024-10-12")
+    assert (nxt.n_authors, nxt.date, nxt.line) == (10, "2024-10-12", 281)
     assert nxt.abstract.startswith("Modern cryptographic methods")
 
 

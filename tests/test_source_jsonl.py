@@ -42,4 +42,4 @@ def test_jsonl_paper_merges_with_the_same_seed_paper() -> None:
     assert ntk.sources == ["000_cdad20cdf183ce13.txt", "002_a67de8bfbd891bd2.txt", "papers.jsonl"]
     assert ntk.venue == "NeurIPS 2018"  # filled in from the JSON line
     assert len(ntk.abstract) > 1000  # the fuller abstract wins over "short"
-    assert len(report.problems) == 4
+    assert len(report.problems) == 5  # 4 bad lines in papers.jsonl + the seeds' 002:277

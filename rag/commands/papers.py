@@ -108,7 +108,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if out:
             _emit("\n".join(out))
         if report.problems and not args.json:
-            print(f"({len(report.problems)} problem(s) while loading; run `rag papers` to see them)")
+            note = f"({len(report.problems)} problem(s) while loading; run `rag papers` to see them)"
+            print(note, file=sys.stderr)
         return 0
 
     filtered = len(papers) != len(report.papers)

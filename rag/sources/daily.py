@@ -13,8 +13,10 @@ Layout::
     ·
     Sep 22 3                                 ← date (year only when printed) and upvotes (optional)
 
-Some entries have no footer (the next title follows the abstract directly); they keep
-``n_authors=None`` and ``date=None``. A block after an abstract starts a new entry when it looks like a
+An entry with no footer (the next title follows the abstract directly) is malformed: it lacks the
+author count and date that every entry of this layout carries, so it is reported as a problem with its
+line (not loaded; strict mode fails), as the page's own count of 76 papers implies.
+A block after an abstract starts a new entry when it looks like a
 title (one line, at most 300 characters, not ending in a full stop); otherwise it continues the abstract.
 Dates without a year ("Sep 22") keep their raw text and ``year=None``: the page's own date has no
 year either, and the list is not in date order, so the page does not determine it.
@@ -118,28 +120,33 @@ def parse(text: str, path: Path) -> ParseResult:
             continue
         title = squash(" ".join(e["title"]))
         abstract = "\n\n".join(squash(" ".join(b)) for b in e["abstract"])
-        n_authors: int | None = None
-        date: str | None = None
-        year: int | None = None
-        upvotes: int | None = None
-        if e["footer"] is not None:
-            fline, fblock = e["footer"]
-            body = [ln.strip() for ln in fblock if ln.strip() != "·"]
-            cm = _COUNT.match(fblock[0])
-            dm = _DATE_UP.match(body[1]) if len(body) == 2 else None
-            if not cm or dm is None:
-                result.problems.append(
-                    EntryParseError(
-                        path,
-                        f"footer of {title!r} not understood: expected '• N authors', '·' and a date "
-                        f"with optional upvotes ('Sep 22 3'); found {' | '.join(body)!r}.",
-                        fline,
-                    )
+        if e["footer"] is None:
+            result.problems.append(
+                EntryParseError(
+                    path,
+                    f"entry {title!r} has no footer: expected '• N authors', '·' and a date after its "
+                    "abstract (the page lost them). Fix the page or pass the paper as JSON lines.",
+                    lineno,
                 )
-                continue
-            n_authors = int(cm.group(1))
-            date, year = parse_date(dm.group("date"))
-            upvotes = int(dm.group("up")) if dm.group("up") else None
+            )
+            continue
+        fline, fblock = e["footer"]
+        body = [ln.strip() for ln in fblock if ln.strip() != "·"]
+        cm = _COUNT.match(fblock[0])
+        dm = _DATE_UP.match(body[1]) if len(body) == 2 else None
+        if not cm or dm is None:
+            result.problems.append(
+                EntryParseError(
+                    path,
+                    f"footer of {title!r} not understood: expected '• N authors', '·' and a date "
+                    f"with optional upvotes ('Sep 22 3'); found {' | '.join(body)!r}.",
+                    fline,
+                )
+            )
+            continue
+        n_authors = int(cm.group(1))
+        date, year = parse_date(dm.group("date"))
+        upvotes = int(dm.group("up")) if dm.group("up") else None
         extra: dict[str, object] = {}
         if page_date:
             extra["page_date"] = page_date
