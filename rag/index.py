@@ -95,15 +95,35 @@ def build_index(
     papers = _load_papers(sources, settings)
     store = Store.open(settings, create=True)  # fails before anything is written locally
     hashes = {p.id: paper_hash(p) for p in papers}
+    signature = _signature(papers, hashes)
+    folder = store.folder
+    manifest_path = folder / MANIFEST_FILE
+    old_manifest = _read_json(manifest_path)
+    bm25 = folder / BM25_DIR
+    count_before = store.count()
 
-    # Reconcile with what the collection actually holds.
-    by_paper: dict[str, dict[str, dict[str, Any]]] = {}
-    for cid, meta in store.chunk_states().items():
-        by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
-    todo = [p for p in papers if not _is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
-    wanted = {p.id for p in papers}
-    removed_papers = [pid for pid in by_paper if pid not in wanted]
-    stale = [cid for pid in removed_papers for cid in by_paper[pid]]
+    # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
+    # first), these are the same papers, and the collection holds as many chunks as it then wrote.
+    if (
+        old_manifest.get("complete") is True
+        and old_manifest.get("signature") == signature
+        and old_manifest.get("chunks") == count_before
+        and bm25.is_dir()
+    ):
+        by_paper: dict[str, dict[str, dict[str, Any]]] = {}
+        todo: list[Paper] = []
+        removed_papers: list[str] = []
+        stale: list[str] = []
+    else:  # reconcile with what the collection actually holds
+        by_paper = {}
+        for cid, meta in store.chunk_states().items():
+            by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
+        todo = [p for p in papers if not _is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
+        wanted = {p.id for p in papers}
+        removed_papers = [pid for pid in by_paper if pid not in wanted]
+        stale = [cid for pid in removed_papers for cid in by_paper[pid]]
+    if (todo or stale) and manifest_path.exists():
+        manifest_path.unlink()  # the index is being changed: no fast path until this run completes
 
     # Chunk and embed new or changed papers.
     new_chunks: list[Chunk] = []
@@ -120,7 +140,7 @@ def build_index(
         new_ids = {c.id for c in new_chunks}
         stale += [cid for p in todo for cid in by_paper.get(p.id, {}) if cid not in new_ids]
         # Shortest first, as sentence-transformers does inside one call: batches pad less.
-        order = np.argsort(tokenizer.count([c.text for c in new_chunks]), kind="stable")
+        order = np.argsort([len(c.text) for c in new_chunks], kind="stable")
         new_chunks = [new_chunks[i] for i in order]
         embedder = get_embedder(settings)
         bar = _progress_bar(len(new_chunks), progress)
@@ -133,15 +153,12 @@ def build_index(
         finally:
             bar.close()
     store.delete(stale)
+    changed = bool(new_chunks or stale)
+    total_chunks = store.count() if changed else count_before
 
     # BM25 beside the collection, rebuilt only when the chunk set changed.
-    folder = store.folder
-    manifest_path = folder / MANIFEST_FILE
-    signature = _signature(papers, hashes)
-    old_manifest = _read_json(manifest_path)
-    bm25 = folder / BM25_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    if new_chunks or stale or not bm25.is_dir() or old_manifest.get("signature") != signature:
+    if changed or not bm25.is_dir() or old_manifest.get("signature") != signature:
         from rag.lexical import build_lexical_index
 
         rank = {p.id: i for i, p in enumerate(papers)}
@@ -152,16 +169,17 @@ def build_index(
         shutil.rmtree(bm25, ignore_errors=True)
         tmp.rename(bm25)
 
-    # The records beside the collection, written after the vectors.
+    # The records beside the collection, written after the vectors; the manifest last.
     papers_text = "".join(p.model_dump_json() + "\n" for p in papers)
     papers_path = folder / PAPERS_FILE
     if not papers_path.is_file() or papers_path.read_text(encoding="utf-8") != papers_text:
         write_atomic(papers_path, papers_text)
-    total_chunks = store.count()
+    old_counts = {k: v.get("chunks", 0) for k, v in old_manifest.get("paper_hashes", {}).items()}
     n_chunks: dict[str, int] = {}
     for c in new_chunks:
         n_chunks[c.paper_id] = n_chunks.get(c.paper_id, 0) + 1
     manifest = {
+        "complete": True,
         "collection": store.collection_name,
         "schema": SCHEMA_VERSION,
         "embed_model": settings.index.embed_model,
@@ -173,7 +191,7 @@ def build_index(
         "paper_hashes": {
             p.id: {
                 "hash": hashes[p.id],
-                "chunks": n_chunks.get(p.id) or _n_chunks(by_paper.get(p.id, {})),
+                "chunks": n_chunks.get(p.id) or len(by_paper.get(p.id, {})) or old_counts.get(p.id, 0),
             }
             for p in papers
         },
@@ -192,10 +210,6 @@ def build_index(
         seconds=round(time.perf_counter() - started, 3),
         collection=store.collection_name,
     )
-
-
-def _n_chunks(have: dict[str, dict[str, Any]]) -> int:
-    return len(have)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -131,6 +131,28 @@ def test_kill_and_resume_leaves_no_duplicates(monkeypatch: pytest.MonkeyPatch) -
     assert build_index(corpus, settings).embedded == 0
 
 
+def test_killed_change_then_reverted_corpus_is_repaired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed while writing a change must not let the old corpus take the no-op fast path."""
+    settings = Settings()
+    healthy = FakeEmbedder()
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
+    corpus = papers(3)
+    build_index(corpus, settings)
+    ids = ["p1#0", "p2#0"]
+    original = Store.open(settings).collection.get(ids=ids, include=["embeddings"])["embeddings"]
+    changed = [corpus[0]] + [p.model_copy(update={"abstract": f"New words for {p.id}."}) for p in corpus[1:]]
+    monkeypatch.setattr(rag.index, "WRITE_BATCH", 1)
+    dying = FakeEmbedder(fail_after=1)  # writes one changed paper, then dies
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: dying)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(changed, settings)
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
+    stats = build_index(corpus, settings)  # back to the original papers
+    assert (stats.embedded, stats.unchanged) == (1, 2)
+    now = Store.open(settings).collection.get(ids=ids, include=["embeddings"])["embeddings"]
+    assert np.allclose(now, original, atol=1e-6)
+
+
 def test_changed_chunking_uses_a_new_collection_and_readers_notice(fake: FakeEmbedder) -> None:
     settings = Settings()
     build_index(papers(3, long={0}), settings)
