@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from ui_fakes import PAPERS, FakeStream
 
-from rag.settings import PROJECT_ROOT, Settings
+from rag.settings import Settings
 from rag.types import Answer, Citation, Filters, Hit
 from ui import render
-from ui.app import EXAMPLE_IDS, RagUI, build_filters, create_app, example_questions, source_choices
+from ui.app import EXAMPLES, RagUI, build_filters, create_app, example_questions, source_choices
 
 EVIL = PAPERS[2]
 
@@ -91,7 +91,7 @@ def test_chat_text_for_model_error_escapes_markdown() -> None:
     assert "Sources" in text
 
 
-def test_example_questions_from_eval_file(tmp_path: Path) -> None:
+def test_example_questions_keep_only_answerable_eval_questions(tmp_path: Path) -> None:
     f = tmp_path / "q.jsonl"
     rows = [
         {"id": "a", "question": "Which paper introduces JailbreakBench?", "expected": ["jailbreakbench"]},
@@ -99,14 +99,13 @@ def test_example_questions_from_eval_file(tmp_path: Path) -> None:
         {"id": "c", "question": "Does SAM lead to low-rank features?", "expected": ["sam-low-rank"]},
     ]
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
-    assert example_questions(f, ids=["c", "b", "a", "zz"]) == [rows[2]["question"], rows[0]["question"]]
-    assert example_questions(tmp_path / "missing.jsonl")  # falls back to the built-in list
+    wanted = [rows[2]["question"], rows[1]["question"], "Not in the set?", rows[0]["question"]]
+    assert example_questions(f, wanted) == [rows[2]["question"], rows[0]["question"]]
+    assert example_questions(tmp_path / "missing.jsonl", wanted) == wanted  # installed without eval/
 
 
 def test_shipped_examples_are_answerable_eval_questions() -> None:
-    rows = {r["id"]: r for r in map(json.loads, (PROJECT_ROOT / "eval" / "questions.jsonl").open())}
-    assert len(example_questions()) == len(EXAMPLE_IDS)
-    assert all(rows[i]["expected"] and rows[i]["kind"] != "absent" for i in EXAMPLE_IDS)
+    assert example_questions() == list(EXAMPLES)
 
 
 def test_source_choices_count_every_page() -> None:

@@ -41,13 +41,15 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Robo
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 MAX_K = 20
 
-EXAMPLE_IDS = ("q014", "q017", "q078", "q087", "q094")
-"""Questions of eval/questions.jsonl shown as examples: single-paper, multi-paper and author/year ones."""
-FALLBACK_EXAMPLES = [
-    "Which paper introduces JailbreakBench, and what does it provide?",
+EXAMPLES = (
     "Which papers study grokking?",
+    "How many assessment questions from EPFL STEM courses can GPT-4 answer correctly?",
     "What has been written about the Lion optimizer?",
-]
+    "Can rephrasing a harmful request as a question about how people did it in the past get around an "
+    "LLM's refusal?",
+    "What did Clément Hongler publish in 2021?",
+)
+"""Example questions: questions of the eval set (eval/questions.jsonl) whose answering papers it lists."""
 
 
 def theme() -> gr.themes.Base:
@@ -55,24 +57,25 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 
 
-def example_questions(path: Path | None = None, ids: Sequence[str] = EXAMPLE_IDS) -> list[str]:
-    """Example questions the corpus answers: the chosen ids of the eval set (which lists the papers that
-    answer each), in that order; a short built-in list when the eval set is missing."""
+def example_questions(path: Path | None = None, wanted: Sequence[str] = EXAMPLES) -> list[str]:
+    """The ``wanted`` questions that the eval set lists with their answering papers, in order.
+
+    Falls back to ``wanted`` as is when the eval set is missing (an installed package without eval/).
+    """
     path = path or PROJECT_ROOT / "eval" / "questions.jsonl"
-    by_id: dict[str, str] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
-        lines = []
+        return list(wanted)
+    answerable: set[str] = set()
     for line in lines:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(row, dict) and row.get("expected") and isinstance(row.get("question"), str):
-            by_id[str(row.get("id"))] = row["question"].strip()
-    found = [by_id[i] for i in ids if i in by_id]
-    return found or list(FALLBACK_EXAMPLES)
+            answerable.add(row["question"].strip())
+    return [q for q in wanted if q in answerable]
 
 
 def _load_papers(settings: Settings) -> list[Paper]:

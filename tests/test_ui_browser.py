@@ -1,0 +1,180 @@
+"""The chat UI in a real browser: `rag ui` as a subprocess over an index of the seeds, driven by headless
+Debian Chromium through Playwright. Uses the real pipeline end to end (the default local model).
+
+Writes tests/artifacts/ui_answer.png (a screenshot of the answer) and tests/artifacts/ui_error.png.
+Every request the page makes must stay on 127.0.0.1 (the UI works offline).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from conftest import ARTIFACTS, PROJECT_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"
+]
+QUESTION = "Does the sharpness of minima correlate with generalization when fine-tuning CLIP on ImageNet?"
+EXPECTED_TITLE = "A Modern Look at the Relationship between Sharpness and Generalization"
+ANSWER_TIMEOUT_MS = 900_000  # the local model on a small shared CPU; no timing is asserted
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(home: Path) -> dict[str, str]:
+    from rag.settings import Settings
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "RAG_CHROMA_URL"}
+    env.update(
+        RAG_HOME=str(home),
+        RAG_MODELS_DIR=str(Settings().model_cache),
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`rag index` then `rag ui` on a free loopback port, in a temporary RAG_HOME."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is missing: run `make setup-test` (apt-get install chromium)")
+    home = tmp_path_factory.mktemp("ui_home")
+    env = _env(home)
+    subprocess.run([sys.executable, "-m", "rag", "-q", "index"], cwd=PROJECT_ROOT, env=env, check=True)
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("ui_log") / "rag_ui.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag", "ui", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"rag ui exited with {proc.returncode}:\n{log.read()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("rag ui did not start serving within 180 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server)
+    page.wait_for_selector("#rag-question textarea", timeout=60_000)
+    page.requests = requests
+    yield page
+    outside = [u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
+               and urlparse(u).hostname not in LOOPBACK]
+    page.close()
+    assert requests and not outside, f"requests left 127.0.0.1: {outside}"
+
+
+def _ask(page: Any, question: str) -> None:
+    page.locator("#rag-question textarea").fill(question)
+    page.locator("#rag-ask").click()
+
+
+def _bot_messages(page: Any) -> list[str]:
+    texts: list[str] = page.locator("#rag-chat .message.bot").all_inner_texts()
+    return texts
+
+
+def _wait_for_final(page: Any, n: int) -> str:
+    """Wait until the n-th assistant message is final (it then ends with the 'retrieved' footer)."""
+    page.wait_for_function(
+        """n => { const m = document.querySelectorAll('#rag-chat .message.bot');
+                  return m.length >= n && /retrieved/.test(m[n - 1].innerText)
+                         || /Could not answer/.test(m.length ? m[m.length - 1].innerText : ''); }""",
+        arg=n, timeout=ANSWER_TIMEOUT_MS, polling=500,
+    )
+    return _bot_messages(page)[n - 1]
+
+
+def test_real_answer_streams_with_cited_cards(page: Any) -> None:
+    _ask(page, QUESTION)
+    page.wait_for_selector("#rag-sources-panel .rag-card", timeout=ANSWER_TIMEOUT_MS)  # sources come first
+    text = _wait_for_final(page, 1)
+    page.wait_for_timeout(300)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui_answer.png"), full_page=True)
+
+    assert "Could not answer" not in text and "model call failed" not in text, text
+    body = text.split("filter:")[0].strip()
+    assert len(body.split()) >= 5, text  # a real answer, not a placeholder
+    assert "filter: none (whole corpus)" in text
+    titles = page.locator("#rag-sources-panel .rag-card .rag-title").all_inner_texts()
+    assert any(EXPECTED_TITLE in t for t in titles), titles
+    panel = page.locator("#rag-sources-panel").inner_text()
+    assert "Filter applied: none" in panel
+    if "[1]" in body:  # each number cited in the text has its card
+        assert any(t.startswith("[1]") for t in titles), titles
+
+
+def test_model_error_shows_in_chat_and_sources_stay(page: Any) -> None:
+    model = page.locator("#rag-model input")
+    model.fill("openai/does-not-exist")
+    model.press("Enter")
+    page.locator("#rag-author textarea, #rag-author input").first.fill("Andriushchenko")
+    _ask(page, QUESTION)
+    text = _wait_for_final(page, 1)
+    assert "The model call failed" in text and "API key" in text, text
+    assert "Traceback" not in text
+    assert "filter: author:" in text and "Andriushchenko" in text.split("filter:")[1]
+    assert page.locator("#rag-sources-panel .rag-card").count() >= 1  # retrieval worked: sources shown
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui_error.png"), full_page=True)
+    # the page stays usable: a second question gets its own reply
+    _ask(page, "Which papers study sharpness-aware minimization?")
+    second = _wait_for_final(page, 2)
+    assert "The model call failed" in second
