@@ -17,7 +17,12 @@ cosine-space and always passed in explicitly; the collection also gets our own e
 Chunk metadata (what ``where`` filters can use): ``paper_id``, ``title``, ``authors`` ("; "-joined),
 ``authors_folded`` (same, lower-case and accent-free), ``year`` (int; the key is absent when the year is
 unknown), ``source``, ``sources`` ("; "-joined), ``category``, ``kind``, ``venue``, ``date`` (absent when
-unknown), ``has_abstract`` (bool), ``n``, ``n_chunks``, ``content_hash``.
+unknown), ``has_abstract`` (bool), ``n``, ``n_chunks``, ``content_hash``; and two string lists added at
+write time for exact, in-store author filters with ``$contains``: ``author_names`` (each full name
+folded) and ``author_families`` (each folded family name, the last word), absent when there are no
+authors. ``where={"author_families": {"$contains": "muller"}}`` matches "Zoë Müller".
+Chroma's ``$ne``/``$nin`` also match chunks that lack the key (e.g. unknown year); ``$gt``/``$gte``/``$lt``/
+``$lte``/``$eq``/``$in`` do not.
 """
 
 from __future__ import annotations
@@ -47,11 +52,11 @@ from rag.errors import (
     StoreUnavailableError,
 )
 from rag.settings import Settings
-from rag.types import Chunk, Paper
+from rag.types import Chunk, Paper, fold
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when chunk texts or metadata change shape: every index is then rebuilt under a new name."""
 
 CURRENT_FILE = "current.json"
@@ -352,7 +357,7 @@ class Store:
                 got = self.collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
                 ids = got["ids"]
                 for cid, doc, meta in zip(ids, got["documents"] or [], got["metadatas"] or [], strict=True):
-                    meta = dict(meta or {})
+                    meta = {k: v for k, v in (meta or {}).items() if not isinstance(v, list)}
                     chunks.append(
                         Chunk(
                             id=cid,
@@ -379,7 +384,7 @@ class Store:
                     ids=[c.id for c in part],
                     embeddings=np.asarray(embeddings[start : start + step], dtype=np.float32),
                     documents=[c.text for c in part],
-                    metadatas=[dict(c.metadata) for c in part],
+                    metadatas=[chroma_metadata(c.metadata) for c in part],
                 )
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -421,6 +426,16 @@ class Store:
     def where(self) -> str:
         """Where the vectors live: the server URL or the embedded directory."""
         return self.url or str(self.settings.index_dir / "chroma")
+
+
+def chroma_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's metadata as written to Chroma: the scalars plus the author lists (see module doc)."""
+    out = dict(meta)
+    names = [n.strip() for n in str(meta.get("authors", "")).split(";") if n.strip()]
+    if names:
+        out["author_names"] = [fold(n) for n in names]
+        out["author_families"] = [fold(n).replace(",", " ").split()[-1] for n in names]
+    return out
 
 
 def _is_sqlite(path: Path) -> bool:

@@ -296,6 +296,25 @@ def test_seed_query_finds_a_paper_by_its_abstract(seeded) -> None:  # type: igno
 
 
 @pytest.mark.slow
+def test_seed_author_filter_runs_in_the_store(seeded) -> None:  # type: ignore[no-untyped-def]
+    from rag.types import fold
+
+    settings, _ = seeded
+    store = Store.open(settings)
+    with_authors = [p for p in store.papers().values() if p.authors]
+    paper = ([p for p in with_authors if any(not n.isascii() for n in p.authors)] or with_authors)[0]
+    name = next((n for n in paper.authors if not n.isascii()), paper.authors[0])
+    family = fold(name).split()[-1]
+    hits = store.query(np.ones(384, np.float32) / np.sqrt(384), 200,
+                       where={"author_families": {"$contains": family}})
+    assert paper.id in {h.paper_id for h in hits}
+    assert all(family in h.metadata["authors_folded"] for h in hits)
+    full = store.query(np.ones(384, np.float32) / np.sqrt(384), 200,
+                       where={"author_names": {"$contains": fold(name)}})
+    assert paper.id in {h.paper_id for h in full}
+
+
+@pytest.mark.slow
 def test_seed_reindex_embeds_nothing(seeded) -> None:  # type: ignore[no-untyped-def]
     settings, stats = seeded
     again = build_index(None, settings)
