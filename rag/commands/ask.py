@@ -1,17 +1,169 @@
-"""`rag ask` (not built yet)."""
+"""`rag ask "question"`: stream an answer, then a numbered reference list of the papers it cites.
+
+On a terminal the model's text appears as it is generated and is replaced by the checked text when the
+answer is complete (citations verified and renumbered); piped output gets the checked text only. A model
+failure prints the error line, then the papers that were retrieved, and exits with status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
 
-from rag.errors import RagError
 from rag.settings import Settings
+
+EXIT_ERROR = 2
 
 
 def add_parser(sub: Any) -> None:
-    sub.add_parser("ask", help="(not built yet)")
+    p = sub.add_parser(
+        "ask",
+        help="Answer a question from the indexed abstracts, with verified citations.",
+        description="Answer a question from the indexed abstracts. Every citation is checked against the "
+        'abstract it cites. Filters can also be written in the question ("… by Flammarion since 2022").',
+    )
+    p.add_argument("question", nargs="+", help="The question.")
+    p.add_argument(
+        "--model", help="Any litellm model id (default: settings.llm.model, the offline local model)."
+    )
+    p.add_argument(
+        "-k", "--k", type=int, default=None, help="Papers to retrieve (default: settings.retrieve.k)."
+    )
+    p.add_argument("--author", action="append", default=[], help="Author (full or family name); repeatable.")
+    p.add_argument("--year", help="YYYY, YYYY-YYYY, YYYY- or -YYYY.")
+    p.add_argument(
+        "--source", action="append", default=[], help="Source page file name or prefix; repeatable."
+    )
+    p.add_argument("--category", action="append", default=[], help="Subject category, e.g. LG; repeatable.")
+    p.add_argument("--kind", action="append", default=[], help="paper, poster, oral, talk, …; repeatable.")
+    p.add_argument("--json", action="store_true", help="Print the whole Answer as JSON (no streaming).")
+
+
+def filters_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The filter flags as the mapping ``search``/``answer`` accept (year ranges parsed there)."""
+    out: dict[str, Any] = {}
+    for flag, key in (
+        ("author", "authors"),
+        ("source", "sources"),
+        ("category", "categories"),
+        ("kind", "kinds"),
+    ):
+        values = getattr(args, flag, None)
+        if values:
+            out[key] = list(values)
+    if getattr(args, "year", None):
+        out["year"] = args.year
+    return out
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise RagError("`rag ask` is not built yet.")
+    from rag.pipeline import answer, answer_stream
+    from rag.types import Answer, Hits
+
+    question = " ".join(args.question)
+    options: dict[str, Any] = {"model": args.model, "filters": filters_from_args(args) or None, "k": args.k}
+    if args.json:
+        result = answer(question, settings=settings, **options)
+        json.dump(result.model_dump(mode="json"), sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        if result.error:
+            print(f"error: {result.error}", file=sys.stderr)
+        return EXIT_ERROR if result.error else 0
+
+    from rich.console import Console
+    from rich.live import Live
+    from rich.markup import escape
+    from rich.text import Text
+
+    out = Console(highlight=False, soft_wrap=True)
+    live: Live | None = None
+    streamed = ""
+    final: Answer | None = None
+    try:
+        for item in answer_stream(question, settings=settings, **options):
+            if isinstance(item, Hits):
+                if not item.filters.is_empty():
+                    origin = " (read from the question)" if item.filters_from_query else ""
+                    out.print(f"[dim]filter: {escape(item.filters.describe())}{origin}[/]")
+                if item.note:
+                    out.print(f"[yellow]note:[/] {escape(item.note)}")
+            elif isinstance(item, str):
+                streamed += item
+                if out.is_terminal:
+                    if live is None:
+                        live = Live(Text(streamed), console=out, transient=True, auto_refresh=False)
+                        live.start()
+                    live.update(Text(streamed), refresh=True)
+            else:
+                final = item
+    finally:
+        if live is not None:
+            live.stop()
+    if final is None:  # pragma: no cover - answer_stream always ends with an Answer
+        return EXIT_ERROR
+    if final.error:
+        print(f"error: {final.error}", file=sys.stderr)
+        _papers(out, final, "Retrieved papers")
+        return EXIT_ERROR
+    out.print(escape(final.text))
+    if final.abstained:
+        _papers(out, final, "Nearest papers")
+    else:
+        _references(out, final)
+    _footer(out, final)
+    return 0
+
+
+def _meta(paper: Any) -> str:
+    parts = [
+        paper.author_line(3) or "authors unknown",
+        str(paper.year) if paper.year else "year unknown",
+        paper.source,
+    ]
+    return " · ".join(parts)
+
+
+def _references(out: Any, final: Any) -> None:
+    from rich.markup import escape
+
+    if not final.citations:
+        out.print("[yellow]No citation could be verified for this answer.[/]")
+        return
+    out.print("\n[bold]References[/]")
+    for c in final.citations:
+        marks = []
+        if c.repaired:
+            marks.append("re-pointed by the citation check")
+        if c.added:
+            marks.append("added by the citation check")
+        if c.flagged:
+            marks.append(f"FLAGGED: weak support {c.support:.2f}")
+        note = f" [yellow]({'; '.join(marks)})[/]" if marks else ""
+        out.print(f"[{c.number}] [bold]{escape(c.paper.title)}[/]{note}")
+        out.print(f"    {escape(_meta(c.paper))}")
+
+
+def _papers(out: Any, final: Any, heading: str, limit: int = 5) -> None:
+    from rich.markup import escape
+
+    if not final.hits:
+        out.print(f"\n{heading}: none")
+        return
+    out.print(f"\n[bold]{heading}[/]")
+    for i, hit in enumerate(final.hits[:limit], start=1):
+        out.print(f"{i:>2}. {escape(hit.paper.title)}")
+        out.print(f"    {escape(_meta(hit.paper))}")
+
+
+def _footer(out: Any, final: Any) -> None:
+    t = final.timings
+    parts = [final.model]
+    if final.prompt_tokens:
+        parts.append(f"{final.prompt_tokens} prompt tokens")
+    if "first_token" in t:
+        parts.append(f"first token {t['first_token']:.1f} s")
+    if "total" in t:
+        parts.append(f"total {t['total']:.1f} s")
+    out.print(f"[dim]{' · '.join(parts)}[/]")
