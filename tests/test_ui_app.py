@@ -204,3 +204,15 @@ def test_create_app_builds_with_injected_stream(fake: FakeStream) -> None:
     names = [d.get("api_name") for d in cfg["dependencies"]]
     assert "answer" in names
     assert demo.title.startswith("rag")
+
+
+def test_rag_ui_command_passes_flags_to_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.app
+    from rag.cli import main
+
+    seen: dict = {}
+    monkeypatch.setattr(ui.app, "launch", lambda settings, **kw: seen.update(kw, model=settings.llm.model))
+    assert main(["ui", "--host", "127.0.0.1", "--port", "7999", "--model", "openai/x", "--no-preload"]) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["model"] == "openai/x"
+    assert seen["preload"] is False and seen["concurrency"] is None
+    assert main(["ui", "--concurrency", "0"]) == 2  # a clean one-line error, not a traceback
