@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field
 
-from rag.errors import ConfigError, RagError
+from rag.errors import ConfigError, LLMError, RagError
 from rag.settings import PROJECT_ROOT, Settings
 from rag.types import Answer, Hits, Record
 
@@ -34,6 +34,7 @@ SEED_METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 BEIR_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr")
 SEED_DEPTH = 20  # hits fetched per question on the seeds (MRR is computed over these)
 BEIR_DEPTH = 100
+MAX_LEADING_ERRORS = 3  # `--answers` stops when the first answers all fail (no model, bad key)
 
 # Published numbers (nDCG@10, Recall@100) on the BEIR test split, from /work/shared/bench/README.md.
 REFERENCE: dict[str, dict[str, dict[str, float | None]]] = {
@@ -484,6 +485,10 @@ def run_answer_eval(
         results.append(result)
         if progress:
             progress(n, len(questions), result)
+        if len(results) == MAX_LEADING_ERRORS and all(r.error for r in results):
+            raise LLMError(
+                f"The first {MAX_LEADING_ERRORS} answers all failed; stopping. Last error: {a.error}"
+            )
     stamp, created = _stamp()
     return EvalReport(
         name=name or f"answers-{stamp}",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rag import evaluation as ev
-from rag.errors import ConfigError
+from rag.errors import ConfigError, LLMError
 from rag.settings import Settings
 from rag.types import Answer, Citation, Hit, Hits, Paper
 
@@ -207,6 +207,18 @@ def test_answer_metrics_with_a_fake_pipeline() -> None:
     text = ev.answer_failures(report)
     assert "3 of 5" in text and "q2 [multi]" in text and "q3 " not in text and "q1 " not in text
     assert "| abstention recall | 0.500 |" in ev.to_markdown(report)
+
+
+def test_answer_eval_stops_when_the_first_answers_all_fail() -> None:
+    calls: list[str] = []
+
+    def broken(question: str, *, model: str | None = None, settings: Settings | None = None) -> Answer:
+        calls.append(question)
+        return Answer(question=question, error="The local model is not installed; run make setup.")
+
+    with pytest.raises(LLMError, match="first 3 answers all failed.*make setup"):
+        ev.run_answer_eval(QUESTIONS, answer_fn=broken, index_fn=no_index)
+    assert len(calls) == 3
 
 
 def write_beir(root: Path) -> Path:
