@@ -36,11 +36,11 @@ Encode = Callable[[Sequence[str]], np.ndarray]
 """Texts → L2-normalised vectors (``rag.embed.Embedder.encode``)."""
 
 # Support thresholds on the combined score (0..1): see docs/answers.md for how they were chosen.
-SUPPORTED = 0.5
+SUPPORTED = 0.62
 """A sentence is supported by an abstract at or above this score."""
-RELATED = 0.3
+RELATED = 0.35
 """Below this, an abstract is unrelated to the sentence; a citation nothing relates to is removed."""
-ADD = 0.6
+ADD = 0.7
 """An uncited sentence gets a citation added when one abstract supports it at least this well."""
 MARGIN = 0.05
 """A citation is re-pointed only to an abstract that scores this much better than the cited one."""

@@ -249,7 +249,11 @@ def answer_stream(
     if checked.dropped_keys:
         log.info("dropped citation keys not in the prompt: %s", checked.dropped_keys)
     verified = [c for c in checked.citations if not c.flagged]
-    if says_cannot_answer(raw) and not verified:
+    if not verified:
+        # The model said the abstracts do not answer, or nothing it wrote is supported by a retrieved
+        # abstract (e.g. an answer from its own memory): the one fixed phrase, with the nearest papers.
+        if not says_cannot_answer(raw):
+            log.info("no claim of the answer is supported by a retrieved abstract: abstaining")
         yield done(text=CANNOT_ANSWER, raw_text=raw, abstained=True)
         return
     yield done(text=checked.text, raw_text=raw, citations=checked.citations)

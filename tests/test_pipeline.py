@@ -155,6 +155,14 @@ def test_model_saying_it_cannot_answer_abstains(monkeypatch: pytest.MonkeyPatch,
     assert len(result.hits) == len(PAPERS) and result.error is None
 
 
+def test_answer_no_abstract_supports_is_an_abstention(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reply from the model's own memory ("Lima") has no verifiable citation: the fixed phrase instead."""
+    use(monkeypatch, FakeModel("The capital of Peru is Lima [1]."))
+    result = pipeline.answer("What is the capital of Peru?")
+    assert result.abstained and result.text == CANNOT_ANSWER and result.citations == []
+    assert result.raw_text == "The capital of Peru is Lima [1]."
+
+
 def test_partial_answer_with_a_supported_claim_is_not_an_abstention(monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch, FakeModel(f"{JB_CLAIM} [1]. The abstracts do not mention its cost."))
     result = pipeline.answer("What is JailbreakBench and what does it cost?")
