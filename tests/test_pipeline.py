@@ -309,3 +309,83 @@ def test_standalone_question_ignores_history(monkeypatch: pytest.MonkeyPatch) ->
     question = "Which method improves Monte Carlo policy optimization for LLM-as-a-judge games?"
     pipeline.answer(question, history=[("What is JailbreakBench?", "…")])
     assert search.calls[0]["query"] == question
+
+
+# ---- rag ask ---------------------------------------------------------------------------------------------
+
+
+def test_cli_ask_prints_the_answer_and_numbered_references(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag.cli import main
+
+    use(monkeypatch, FakeModel(f"{PAST_CLAIM} [2]. {JB_CLAIM} [2]."))
+    assert main(["ask", "Which", "benchmark", "standardizes", "jailbreak", "evaluation?"]) == 0
+    out = capsys.readouterr().out
+    assert f"{PAST_CLAIM} [1]. {JB_CLAIM} [2]." in out
+    refs = out[out.index("References") :]
+    assert refs.index(f"[1] {PAST_TENSE.title}") < refs.index(f"[2] {JAILBREAKBENCH.title}")
+    assert "re-pointed" in refs.split(f"[2] {JAILBREAKBENCH.title}")[1]
+    assert (
+        "Patrick Chao, Edoardo Debenedetti, Alexander Robey et al. · 2024 · 001_dddadfe95e7b2692.txt" in refs
+    )
+
+
+def test_cli_ask_passes_flags_as_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.cli import main
+
+    model = FakeModel(f"{JB_CLAIM} [1].")
+    search = use(monkeypatch, model)
+    argv = [
+        "ask",
+        "q?",
+        "--author",
+        "Chao",
+        "--year",
+        "2023-2024",
+        "--source",
+        "001",
+        "-k",
+        "3",
+        "--model",
+        "m/x",
+    ]
+    assert main(argv) == 0
+    assert search.calls[0]["filters"] == {"authors": ["Chao"], "sources": ["001"], "year": "2023-2024"}
+    assert search.calls[0]["k"] == 3 and model.calls[0]["model"] == "m/x"
+
+
+def test_cli_ask_error_prints_the_error_and_the_papers_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag.cli import main
+
+    use(monkeypatch, FakeModel("x", fail=errors.LLMTimeoutError("local/qwen did not answer within 120 s.")))
+    assert main(["ask", "What is JailbreakBench?"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "error: local/qwen did not answer within 120 s."
+    assert "Retrieved papers" in captured.out and JAILBREAKBENCH.title in captured.out
+
+
+def test_cli_ask_abstention_lists_the_nearest_papers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag.cli import main
+
+    use(monkeypatch, FakeModel("unused"), good_match=False)
+    assert main(["ask", "What is the capital of Peru?"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(CANNOT_ANSWER) and "Nearest papers" in out and SAM.title in out
+
+
+def test_cli_ask_json_is_the_whole_answer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from rag.cli import main
+
+    use(monkeypatch, FakeModel(f"{JB_CLAIM} [1]."))
+    assert main(["ask", "--json", "What is JailbreakBench?"]) == 0
+    data = Answer.model_validate(json.loads(capsys.readouterr().out))
+    assert data.citations[0].paper.id == JAILBREAKBENCH.id and data.hits

@@ -141,7 +141,7 @@ def _references(out: Any, final: Any) -> None:
         if c.flagged:
             marks.append(f"FLAGGED: weak support {c.support:.2f}")
         note = f" [yellow]({'; '.join(marks)})[/]" if marks else ""
-        out.print(f"[{c.number}] [bold]{escape(c.paper.title)}[/]{note}")
+        out.print(f"{escape(f'[{c.number}]')} [bold]{escape(c.paper.title)}[/]{note}")
         out.print(f"    {escape(_meta(c.paper))}")
 
 
