@@ -21,10 +21,8 @@ from typing import Any, cast
 from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError
 from rag.settings import Settings
 
-# llama.cpp's OpenMP threads spin while waiting for work; on a machine whose few cores are shared with
-# other processes that spinning starves everyone (the generating thread included). Passive waiting costs
-# little when the cores are free. Must be set before libgomp is loaded, i.e. before importing llama_cpp.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Speed note: OMP_WAIT_POLICY=PASSIVE is set in rag/__init__.py (before torch or llama.cpp load OpenMP);
+# with spinning OpenMP threads, decoding on a few shared cores was measured 7x slower.
 
 N_BATCH = 512
 """Prompt tokens evaluated per batch (llama.cpp's default; our prompts are ~1k tokens)."""
