@@ -212,8 +212,10 @@ def answer_stream(
     parts: list[str] = []
     completion: Completion | None = None
     call_started = perf_counter()
+    deltas: Iterator[str | Completion] | None = None
     try:
-        for item in _llm_stream(messages, settings, model):
+        deltas = _llm_stream(messages, settings, model)
+        for item in deltas:
             if isinstance(item, str):
                 if "first_token" not in timings and item.strip():
                     timings["first_token"] = round(perf_counter() - started, 4)
@@ -221,6 +223,9 @@ def answer_stream(
                 yield item
             else:
                 completion = item
+    except GeneratorExit:  # the caller stopped reading (a UI's stop button): stop the model too
+        _close(deltas)
+        raise
     except RagError as exc:  # LLMError and its kinds; the message says what to do
         timings["generate"] = round(perf_counter() - call_started, 4)
         yield done(error=str(exc), raw_text="".join(parts))
@@ -257,6 +262,12 @@ def answer_stream(
         yield done(text=CANNOT_ANSWER, raw_text=raw, abstained=True)
         return
     yield done(text=checked.text, raw_text=raw, citations=checked.citations)
+
+
+def _close(deltas: Any) -> None:
+    close = getattr(deltas, "close", None)
+    if callable(close):
+        close()
 
 
 def answer(

@@ -389,3 +389,22 @@ def test_cli_ask_json_is_the_whole_answer(
     assert main(["ask", "--json", "What is JailbreakBench?"]) == 0
     data = Answer.model_validate(json.loads(capsys.readouterr().out))
     assert data.citations[0].paper.id == JAILBREAKBENCH.id and data.hits
+
+
+def test_stopping_the_stream_early_stops_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[bool] = []
+
+    def endless(messages: Any, settings: Any = None, *, model: Any = None, **kw: Any) -> Iterator[str]:
+        try:
+            while True:
+                yield "word "
+        finally:
+            closed.append(True)
+
+    monkeypatch.setattr(pipeline, "_search", FakeSearch(make_hits(PAPERS)))
+    monkeypatch.setattr(llm, "stream", endless)
+    stream = pipeline.answer_stream("What is JailbreakBench?")
+    assert isinstance(next(stream), Hits)
+    assert next(stream) == "word "
+    stream.close()
+    assert closed == [True]
