@@ -199,6 +199,10 @@ def _params(
         params["max_retries"] = 0
         if settings.llm.api_base:
             params["api_base"] = settings.llm.api_base
+            if model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+                # self-hosted OpenAI-compatible servers usually need no key, but the client insists on one;
+                # a server that does want one answers 401, which becomes LLMAuthError
+                params["api_key"] = "no-key"
     params.update(kwargs)
     return params
 
@@ -274,7 +278,9 @@ def _map_error(litellm: Any, exc: BaseException, model: str, settings: Settings)
         return LLMTimeoutError(
             f"{model} did not answer within {timeout:g} s; raise RAG_LLM__TIMEOUT or check the provider."
         )
-    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError):
+    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError) or (
+        "missing credentials" in str(exc).lower()
+    ):
         keys: list[str] = []
         try:
             keys = list(litellm.validate_environment(model=model).get("missing_keys", []))

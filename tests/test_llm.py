@@ -90,7 +90,10 @@ def test_stream_yields_deltas_then_one_completion(settings: Settings) -> None:
     assert final.first_token_seconds is not None and 0 <= final.first_token_seconds <= final.seconds
 
 
-def test_settings_reach_litellm(settings: Settings, count_calls: list[dict[str, Any]]) -> None:
+def test_settings_reach_litellm(
+    settings: Settings, count_calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     settings.llm.max_tokens = 77
     settings.llm.temperature = 0.3
     settings.llm.api_base = "http://127.0.0.1:9/v1"
@@ -98,6 +101,7 @@ def test_settings_reach_litellm(settings: Settings, count_calls: list[dict[str, 
     (call,) = count_calls
     assert call["max_tokens"] == 77 and call["temperature"] == 0.3
     assert call["api_base"] == "http://127.0.0.1:9/v1"
+    assert call["api_key"], "a self-hosted OpenAI-compatible server gets a placeholder key"
     assert 0 < call["timeout"] <= settings.llm.timeout
 
 
@@ -163,6 +167,8 @@ def test_unreachable_server_fails_fast(settings: Settings, no_backoff: None) -> 
     settings.llm.timeout = 10
     with pytest.raises(LLMProviderError, match="127.0.0.1:9"):
         complete(MESSAGES, settings, model="openai/any-model", api_key="sk-test")
+    with pytest.raises(LLMProviderError, match="127.0.0.1:9"):
+        list(stream(MESSAGES, settings, model="openai/any-model"))
 
 
 # -------------------------------------------------------------------------------- local provider, faked
