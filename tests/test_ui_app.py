@@ -91,6 +91,12 @@ def test_chat_text_for_model_error_escapes_markdown() -> None:
     assert "Sources" in text
 
 
+def test_empty_checked_text_is_explained() -> None:
+    ans = Answer(question="q", text="", raw_text="Unsupported claim.", hits=[Hit(paper=PAPERS[0], score=1)])
+    assert render.chat_text(ans).startswith("**No supported answer.**")
+    assert "No citations" in render.render_answer(ans) and PAPERS[0].title in render.render_answer(ans)
+
+
 def test_example_questions_keep_only_answerable_eval_questions(tmp_path: Path) -> None:
     f = tmp_path / "q.jsonl"
     rows = [

@@ -195,8 +195,14 @@ def chat_text(answer: Answer) -> str:
         body = "**No answer in the corpus.** " + said
         if answer.hits:
             body += "\n\nThe nearest papers are listed under Sources."
+    elif not answer.text.strip():
+        body = (
+            "**No supported answer.** None of the model's sentences is backed by a retrieved abstract."
+        )
+        if answer.hits:
+            body += "\n\nThe retrieved papers are listed under Sources."
     else:
-        body = answer.text.strip() or "(empty answer)"
+        body = answer.text.strip()
     return body + chat_footer(answer)
 
 
