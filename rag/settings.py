@@ -73,7 +73,10 @@ class RetrieveSettings(_Section):
     )
     rerank_depth: int = Field(30, ge=1, description="Fused candidates passed to the reranker.")
     min_relevance: float = Field(
-        0.0, description="Below this relevance the corpus is considered not to answer the question."
+        0.5,
+        description="Below this relevance (Hit.relevance, 0..1) the corpus is considered not to answer the "
+        "question (Hits.good_match False). 0.5 is calibrated for the default MiniLM on the eval set's "
+        "unanswerable questions; 0 disables the check.",
     )
     parse_filters: bool = Field(True, description="Recognise author/year filters written in the question.")
 
