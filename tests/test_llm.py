@@ -361,3 +361,20 @@ def test_assemble_reports_progress(pieces: tuple[ModelSpec, list[Path]], tmp_pat
     seen: list[int] = []
     assemble(paths, tmp_path / "out" / "m.gguf", spec, progress=seen.append)
     assert seen and seen[-1] == spec.size and seen == sorted(seen)
+
+
+def test_local_provider_async_paths(litellm_mod: Any, fake_local: FakeLocal) -> None:
+    import asyncio
+
+    async def run() -> tuple[str, list[str]]:
+        whole = await litellm_mod.acompletion(model=DEFAULT_LOCAL_MODEL, messages=MESSAGES)
+        pieces = []
+        async for chunk in await litellm_mod.acompletion(
+            model=DEFAULT_LOCAL_MODEL, messages=MESSAGES, stream=True
+        ):
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+        return whole.choices[0].message.content, pieces
+
+    text, pieces = asyncio.run(run())
+    assert text == "JailbreakBench [1]." and pieces == fake_local.pieces
