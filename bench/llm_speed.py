@@ -249,7 +249,7 @@ def main() -> int:
         flush=True,
     )
     warm = settings.model_copy(deep=True)
-    warm.llm.max_tokens = 4
+    warm.llm.max_tokens = 16
     run_rag(warm, msgs[:1] + [{"role": "user", "content": "Hi"}], model)  # warm-up: imports, first eval
 
     runs: dict[str, list[Run]] = {"rag.llm.stream": [], "bare llama-cpp-python": []}
