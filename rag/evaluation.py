@@ -164,13 +164,25 @@ def load_questions(path: str | Path | None = None) -> list[Question]:
 
 
 def select(
-    questions: Sequence[Question], kinds: Iterable[str] | None = None, limit: int | None = None
+    questions: Sequence[Question],
+    kinds: Iterable[str] | None = None,
+    limit: int | None = None,
+    per_kind: int | None = None,
 ) -> list[Question]:
+    """Questions of the given kinds (all when empty), at most ``per_kind`` of each kind, at most ``limit``."""
     wanted = set(kinds or [])
     unknown = wanted - set(KINDS)
     if unknown:
         raise ConfigError(f"Unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}.")
     chosen = [q for q in questions if not wanted or q.kind in wanted]
+    if per_kind:
+        taken: dict[str, int] = {}
+        kept: list[Question] = []
+        for q in chosen:
+            taken[q.kind] = taken.get(q.kind, 0) + 1
+            if taken[q.kind] <= per_kind:
+                kept.append(q)
+        chosen = kept
     return chosen[:limit] if limit else chosen
 
 

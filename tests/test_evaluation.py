@@ -161,6 +161,7 @@ def test_load_questions_rejects_bad_lines(tmp_path: Path) -> None:
         ev.load_questions(write({"id": "q1"}))
     assert [q.id for q in ev.select(QUESTIONS, ["absent"])] == ["q3", "q5"]
     assert len(ev.select(QUESTIONS, None, 2)) == 2
+    assert [q.id for q in ev.select(QUESTIONS, per_kind=1)] == ["q1", "q2", "q3"]
 
 
 def make_answer(

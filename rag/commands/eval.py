@@ -35,6 +35,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--limit", type=int, metavar="N", help="Only the first N questions (or BEIR queries)."
     )
+    parser.add_argument("--per-kind", type=int, metavar="N", help="Only the first N questions of each kind.")
     parser.add_argument("--beir", metavar="PATH", help="Evaluate on a BEIR-format dataset folder instead.")
     parser.add_argument("--split", default="test", help="BEIR qrels split (default: test).")
     parser.add_argument("--answers", action="store_true", help="Run the answer pipeline and score answers.")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             args.beir, split=args.split, modes=modes, settings=settings, limit=args.limit, name=args.name
         )
     else:
-        questions = ev.select(ev.load_questions(args.questions), args.kind, args.limit)
+        questions = ev.select(ev.load_questions(args.questions), args.kind, args.limit, args.per_kind)
         if args.answers:
             report = ev.run_answer_eval(
                 questions, model=args.model, settings=settings, name=args.name, progress=_progress
