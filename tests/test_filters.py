@@ -1,0 +1,275 @@
+"""Filter coercion, question parsing and paper matching (no model, no index)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import QueryError
+from rag.filters import (
+    AuthorLexicon,
+    PaperFilter,
+    coerce_filters,
+    is_listing,
+    merge_filters,
+    parse_query,
+    parse_year,
+)
+from rag.types import Filters, Paper
+
+
+def _paper(pid: str, title: str, authors: list[str], year: int | None, **kw: object) -> Paper:
+    return Paper(
+        id=pid,
+        title=title,
+        authors=authors,
+        year=year,
+        source=str(kw.pop("source", "000_a.txt")),
+        abstract=str(kw.pop("abstract", f"An abstract about {title.lower()}.")),
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def papers() -> dict[str, Paper]:
+    items = [
+        _paper(
+            "ntk",
+            "Neural Tangent Kernel",
+            ["Arthur Jacot", "Franck Gabriel", "Clément Hongler"],
+            2018,
+            category="LG",
+        ),
+        _paper("hessian", "The asymptotic spectrum of the Hessian", ["Arthur Jacot", "Franck Gabriel"], 2019),
+        _paper(
+            "sam",
+            "Towards understanding sharpness-aware minimization",
+            ["Maksym Andriushchenko", "Nicolas Flammarion"],
+            2022,
+            source="001_b.txt",
+            category="LG",
+        ),
+        _paper(
+            "sgd",
+            "SGD with large step sizes learns sparse features",
+            ["Maksym Andriushchenko", "Aditya Varre", "Loucas Pillaud-Vivien", "Nicolas Flammarion"],
+            2023,
+            source="001_b.txt",
+        ),
+        _paper(
+            "jb",
+            "JailbreakBench",
+            ["Patrick Chao", "Edoardo Debenedetti", "Nicolas Flammarion"],
+            2024,
+            source="001_b.txt",
+            category="CR",
+        ),
+        _paper(
+            "poster1",
+            "Benign overfitting of two-layer networks",
+            ["Taiji Suzuki", "René Vidal"],
+            None,
+            source="003_d.txt",
+            kind="poster",
+        ),
+        _paper(
+            "talk1",
+            "Feature learning in two-layer networks",
+            ["Murat Erdogdu"],
+            None,
+            source="003_d.txt",
+            kind="talk",
+        ),
+        _paper(
+            "profile", "Cross-Entropy Games", ["Arthur Renard"], 2021, extra={"profile": "Clément Hongler"}
+        ),
+        _paper(
+            "gan",
+            "Checkerboard artifacts of deconvolution",
+            ["Ian Way", "Li Gan"],
+            2020,
+            abstract="The way the generator works: a GAN.",
+        ),
+    ]
+    return {p.id: p for p in items}
+
+
+@pytest.fixture(scope="module")
+def lexicon(papers: dict[str, Paper]) -> AuthorLexicon:
+    return AuthorLexicon.from_papers(papers.values())
+
+
+@pytest.fixture(scope="module")
+def pfilter(papers: dict[str, Paper]) -> PaperFilter:
+    return PaperFilter.from_papers(papers)
+
+
+# ------------------------------------------------------------------------------------------- coercion
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2019", (2019, 2019)),
+        ("2019-2021", (2019, 2021)),
+        ("2019-", (2019, None)),
+        ("-2021", (None, 2021)),
+        (2020, (2020, 2020)),
+        ("2019–2021", (2019, 2021)),
+    ],
+)
+def test_parse_year(text: object, expected: tuple[int | None, int | None]) -> None:
+    assert parse_year(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["2021-2019", "nineteen", "", "-", "20", True])
+def test_parse_year_rejects(bad: object) -> None:
+    with pytest.raises(QueryError):
+        parse_year(bad)
+
+
+def test_coerce_filters_from_dict() -> None:
+    f = coerce_filters({"author": "Jacot", "year": "2019-", "kind": ["poster"], "source": "001"})
+    assert f.authors == ["Jacot"] and f.year_min == 2019 and f.year_max is None
+    assert f.kinds == ["poster"] and f.sources == ["001"]
+
+
+def test_coerce_filters_unknown_name_says_which() -> None:
+    with pytest.raises(QueryError, match="venue_x"):
+        coerce_filters({"venue_x": "NeurIPS"})
+
+
+def test_coerce_filters_impossible_range() -> None:
+    with pytest.raises(QueryError, match="Impossible"):
+        coerce_filters({"year_min": 2022, "year_max": 2020})
+    with pytest.raises(QueryError):
+        coerce_filters(Filters(year_min=2022, year_max=2020))
+
+
+def test_coerce_filters_wrong_type() -> None:
+    with pytest.raises(QueryError):
+        coerce_filters({"author": 42})
+    with pytest.raises(QueryError):
+        coerce_filters("Jacot")  # type: ignore[arg-type]
+
+
+def test_merge_explicit_wins_per_field() -> None:
+    merged = merge_filters(Filters(authors=["Jacot"]), Filters(authors=["Flammarion"], year_min=2020))
+    assert merged.authors == ["Jacot"] and merged.year_min == 2020
+
+
+# ------------------------------------------------------------------------------------------- matching
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [
+        ("Jacot", {"ntk", "hessian"}),
+        ("arthur jacot", {"ntk", "hessian"}),
+        ("A. Jacot", {"ntk", "hessian"}),
+        ("clement hongler", {"ntk", "profile"}),
+        ("HONGLER", {"ntk", "profile"}),
+        ("Rene Vidal", {"poster1"}),
+        ("Pillaud-Vivien", {"sgd"}),
+        ("Hinton", set()),
+    ],
+)
+def test_author_matching(pfilter: PaperFilter, author: str, expected: set[str]) -> None:
+    assert pfilter.allowed(Filters(authors=[author])) == expected
+
+
+def test_year_source_kind_category(pfilter: PaperFilter) -> None:
+    assert pfilter.allowed(Filters(year_min=2022)) == {"sam", "sgd", "jb"}
+    assert pfilter.allowed(Filters(year_max=2018)) == {"ntk"}
+    assert pfilter.allowed(Filters(sources=["001"])) == {"sam", "sgd", "jb"}
+    assert pfilter.allowed(Filters(sources=["003_d.txt"])) == {"poster1", "talk1"}
+    assert pfilter.allowed(Filters(kinds=["Posters"])) == {"poster1"}
+    assert pfilter.allowed(Filters(categories=["cr"])) == {"jb"}
+    assert pfilter.allowed(Filters(authors=["Flammarion"], year_min=2023)) == {"sgd", "jb"}
+
+
+def test_explain_empty_names_the_filter(pfilter: PaperFilter) -> None:
+    assert "author Hinton" in pfilter.explain_empty(Filters(authors=["Hinton"], year_min=2020))
+    text = pfilter.explain_empty(Filters(authors=["Jacot"], year_min=2023))
+    assert "together" in text and "author Jacot alone matches 2" in text
+
+
+def test_chroma_where(pfilter: PaperFilter) -> None:
+    assert pfilter.chroma_where(Filters()) is None
+    where = pfilter.chroma_where(Filters(year_min=2020, year_max=2021, kinds=["posters"], categories=["lg"]))
+    assert where == {
+        "$and": [
+            {"year": {"$gte": 2020}},
+            {"year": {"$lte": 2021}},
+            {"category": {"$in": ["LG"]}},
+            {"kind": {"$in": ["poster"]}},
+        ]
+    }
+
+
+# ------------------------------------------------------------------------------------- question parsing
+def test_parse_author_and_year_from_question(lexicon: AuthorLexicon) -> None:
+    q = parse_query("papers by Flammarion since 2022", lexicon)
+    assert q.filters.authors == ["Flammarion"] and q.filters.year_min == 2022 and q.filters.year_max is None
+    assert q.listing and "Flammarion" not in q.text and "2022" not in q.text
+
+
+def test_parse_what_did_x_publish(lexicon: AuthorLexicon) -> None:
+    q = parse_query("What did Arthur Jacot publish in 2019?", lexicon)
+    assert q.filters.authors == ["Arthur Jacot"] and (q.filters.year_min, q.filters.year_max) == (2019, 2019)
+    assert q.listing
+
+
+def test_parse_keeps_topic_text(lexicon: AuthorLexicon) -> None:
+    q = parse_query("Jacot's work on the neural tangent kernel", lexicon)
+    assert q.filters.authors == ["Jacot"] and not q.listing
+    assert "neural tangent kernel" in q.text and "Jacot" not in q.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "By the way, how do GAN generators make checkerboard artifacts?",
+        "Which way do gradients flow?",
+        "Does sharpness-aware minimization help?",
+        "How does a GAN work?",
+    ],
+)
+def test_no_false_authors(lexicon: AuthorLexicon, question: str) -> None:
+    assert parse_query(question, lexicon).filters.authors == []
+
+
+def test_unknown_author_is_not_a_filter(lexicon: AuthorLexicon) -> None:
+    assert parse_query("papers by Geoffrey Hinton", lexicon).filters.is_empty()
+
+
+@pytest.mark.parametrize(
+    ("question", "years"),
+    [
+        ("results from 2019 to 2021", (2019, 2021)),
+        ("between 2019 and 2021", (2019, 2021)),
+        ("published before 2020", (None, 2019)),
+        ("anything after 2021", (2022, None)),
+        ("older than 2017", (None, 2016)),
+        ("appeared in 2021 or 2022", (2021, 2022)),
+        ("2020 or later", (2020, None)),
+        ("until 2020", (None, 2020)),
+    ],
+)
+def test_parse_years(lexicon: AuthorLexicon, question: str, years: tuple[int | None, int | None]) -> None:
+    f = parse_query(question, lexicon).filters
+    assert (f.year_min, f.year_max) == years
+
+
+def test_parse_kind_and_category(lexicon: AuthorLexicon) -> None:
+    q = parse_query("Which posters did Taiji Suzuki co-author?", lexicon)
+    assert q.filters.kinds == ["poster"] and q.filters.authors == ["Taiji Suzuki"] and q.listing
+    q = parse_query("Which papers are in the cryptography and security (CR) category?", lexicon)
+    assert q.filters.categories == ["CR"]
+    assert parse_query("Is CR a good idea?", lexicon).filters.categories == []
+    assert parse_query("How do models talk to each other?", lexicon).filters.kinds == []
+
+
+def test_plain_question_has_no_filters(lexicon: AuthorLexicon) -> None:
+    q = parse_query("How do large step sizes in SGD learn sparse features?", lexicon)
+    assert q.filters.is_empty() and not q.listing and q.text.startswith("How do large")
+
+
+def test_is_listing() -> None:
+    assert is_listing("Which papers were published?")
+    assert not is_listing("Which papers study implicit bias?")

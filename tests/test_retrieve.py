@@ -1,0 +1,235 @@
+"""Retrieval: fusion, aggregation and query checks (fast), then `rag.search` on a real seeds index (slow)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rag.errors import ConfigError, IndexMissingError, QueryError
+from rag.retrieve import MAX_QUERY_CHARS, aggregate_chunks, check_query, fuse, relevance
+
+
+# ------------------------------------------------------------------------------------------- fast parts
+@dataclass
+class _FakeHit:
+    chunk_id: str
+    paper_id: str
+    distance: float
+    text: str = ""
+
+
+def test_aggregate_keeps_best_chunk_per_paper() -> None:
+    hits = [_FakeHit("a#0", "a", 0.5), _FakeHit("a#1", "a", 0.2), _FakeHit("b#0", "b", 0.4)]
+    best = aggregate_chunks(hits)
+    assert set(best) == {"a", "b"}
+    assert best["a"][0] == pytest.approx(0.8) and best["a"][1].chunk_id == "a#1"
+    assert best["b"][0] == pytest.approx(0.6)
+
+
+def test_convex_fusion_rewards_agreement() -> None:
+    dense = {"a": 0.9, "b": 0.8, "c": 0.1}
+    bm25 = {"b": 12.0, "c": 3.0, "d": 11.0}
+    fused = fuse(dense, bm25, method="convex", dense_weight=0.5, normalisation="minmax")
+    assert max(fused, key=fused.__getitem__) == "b"
+    assert set(fused) == {"a", "b", "c", "d"}
+    only_dense = fuse(dense, bm25, method="convex", dense_weight=1.0, normalisation="minmax")
+    assert sorted(only_dense, key=lambda p: -only_dense[p])[:2] == ["a", "b"]
+
+
+@pytest.mark.parametrize("how", ["minmax", "zscore", "max"])
+def test_convex_fusion_normalisations_keep_single_list_order(how: str) -> None:
+    dense = {"a": 0.9, "b": 0.5, "c": 0.7}
+    fused = fuse(dense, {}, method="convex", dense_weight=0.6, normalisation=how)
+    assert sorted(fused, key=lambda p: -fused[p]) == ["a", "c", "b"]
+
+
+def test_rrf_fusion() -> None:
+    fused = fuse({"a": 3.0, "b": 2.0}, {"b": 5.0, "c": 1.0}, method="rrf", dense_weight=0.5, rrf_k=60)
+    assert fused["b"] == pytest.approx(0.5 / 62 + 0.5 / 61)
+    assert fused["a"] == pytest.approx(0.5 / 61)
+    assert max(fused, key=fused.__getitem__) == "b"
+
+
+def test_fusion_rejects_unknown_method() -> None:
+    with pytest.raises(ConfigError):
+        fuse({}, {}, method="borda")
+    with pytest.raises(ConfigError):
+        fuse({"a": 1.0}, {}, normalisation="softmax")
+
+
+def test_relevance_is_monotone_in_0_1() -> None:
+    values = [relevance(s) for s in (0.0, 0.2, 0.4, 0.6, 0.9)]
+    assert values == sorted(values) and 0.0 <= values[0] and values[-1] <= 1.0
+    assert relevance(None) == 0.0
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x07", None, 42])
+def test_check_query_rejects_empty_or_non_text(bad: object) -> None:
+    with pytest.raises(QueryError):
+        check_query(bad)
+
+
+def test_check_query_limits_and_cleans() -> None:
+    with pytest.raises(QueryError, match="limit"):
+        check_query("x" * 100_000)
+    assert check_query("neural\x00 tangent\x1b kernel\n") == "neural tangent kernel"
+    assert len(check_query("y" * MAX_QUERY_CHARS)) == MAX_QUERY_CHARS
+
+
+def test_search_without_index_says_run_rag_index(rag_home: Path) -> None:
+    from rag.retrieve import search
+
+    with pytest.raises(IndexMissingError, match="rag index"):
+        search("neural tangent kernel")
+
+
+def test_search_bad_input_fails_before_opening_the_index(rag_home: Path) -> None:
+    from rag.retrieve import search
+
+    with pytest.raises(QueryError):
+        search("   ")
+    with pytest.raises(QueryError, match="venue_x"):
+        search("kernels", filters={"venue_x": "NeurIPS"})
+    with pytest.raises(QueryError, match="Impossible"):
+        search("kernels", filters={"year_min": 2023, "year_max": 2019})
+    with pytest.raises(QueryError):
+        search("kernels", k=0)
+    with pytest.raises(QueryError, match="mode"):
+        search("kernels", mode="sparse")
+
+
+# ------------------------------------------------------------------------------------- real seeds index
+@pytest.fixture(scope="module")
+def seeds_settings(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from rag.index import build_index
+    from rag.settings import Settings
+
+    settings = Settings(home=tmp_path_factory.mktemp("seeds_home"))
+    build_index(None, settings)
+    return settings
+
+
+def _ids(hits: list) -> list[str]:  # type: ignore[type-arg]
+    return [h.paper.id for h in hits]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "Which method exploits the gradient of the reward in embedding space, the signal behind the GCG "
+            "jailbreak, to speed up GRPO training on LLM-as-a-judge tasks?",
+            "cross-entropy-games-and-frost-training",
+        ),
+        (
+            "Is a language model better at predicting the next token than the previous one?",
+            "arrows-of-time-for-large-language-models",
+        ),
+        (
+            "JailbreakBench open robustness benchmark",
+            "jailbreakbench-an-open-robustness-benchmark-for-jailbreaking",
+        ),
+    ],
+)
+def test_known_questions_top1(seeds_settings, question: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    hits = search(question, k=5, settings=seeds_settings)
+    assert _ids(hits)[0] == expected
+    assert hits.good_match and hits[0].relevance is not None and hits[0].relevance > 0.5
+    assert len(set(_ids(hits))) == len(hits) == 5
+    assert hits[0].text and hits[0].retrievers
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.slow
+def test_author_and_year_from_the_question(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    hits = search("What did Arthur Jacot publish in 2019?", k=10, settings=seeds_settings)
+    assert hits.filters_from_query and hits.filters.authors == ["Arthur Jacot"]
+    assert (hits.filters.year_min, hits.filters.year_max) == (2019, 2019)
+    assert set(_ids(hits)) == {
+        "the-asymptotic-spectrum-of-the-hessian-of-dnn-throughout",
+        "order-and-chaos-ntk-views-on-dnn-normalization-checkerboard-and",
+        "scaling-description-of-generalization-with-number-of-parameters",
+    }
+
+
+@pytest.mark.slow
+def test_author_from_question_with_topic(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+    from rag.types import fold
+
+    hits = search("papers by Flammarion on jailbreaking attacks", k=5, settings=seeds_settings)
+    assert hits.filters.authors == ["Flammarion"] and hits
+    assert all(any("flammarion" in fold(a) for a in h.paper.authors) for h in hits)
+    assert "jailbreak" in hits[0].paper.title.lower()
+
+
+@pytest.mark.slow
+def test_explicit_filters(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+    from rag.types import Filters
+
+    hits = search(
+        "training dynamics", k=20, filters={"year": "2023-", "kind": "paper"}, settings=seeds_settings
+    )
+    assert hits and all(h.paper.year is not None and h.paper.year >= 2023 for h in hits)
+    assert not hits.filters_from_query
+    posters = search("neural networks", k=100, filters=Filters(kinds=["poster"]), settings=seeds_settings)
+    assert posters and {h.paper.kind for h in posters} == {"poster"}
+    n_posters = sum(1 for _ in posters)
+    assert n_posters == 57  # every poster is scored when the filter allows fewer papers than the depth
+
+
+@pytest.mark.slow
+def test_filter_matching_nothing_says_which(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    hits = search("kernels", filters={"author": "Geoffrey Hinton"}, settings=seeds_settings)
+    assert list(hits) == [] and not hits.good_match and hits.note and "Geoffrey Hinton" in hits.note
+    hits = search("papers by Jacot after 2028", settings=seeds_settings)
+    assert list(hits) == [] and hits.note and "2029" in hits.note
+
+
+@pytest.mark.slow
+def test_absent_question_is_flagged(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    hits = search("How does word2vec learn word embeddings with negative sampling?", settings=seeds_settings)
+    assert hits and not hits.good_match and hits.note and "relevance" in hits.note
+
+
+@pytest.mark.slow
+def test_modes_and_odd_input(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    dense = search("loss landscape of overparameterized networks", k=5, settings=seeds_settings, mode="dense")
+    bm25 = search("loss landscape of overparameterized networks", k=5, settings=seeds_settings, mode="bm25")
+    assert all(h.retrievers == ["dense"] for h in dense)
+    assert all(h.retrievers == ["bm25"] for h in bm25)
+    assert search(
+        "by the way\x00\x07 what is a neural tangent kernel?", settings=seeds_settings
+    ).filters.is_empty()
+    nothing = search("zzzqqq xxyyzz", settings=seeds_settings, mode="bm25")
+    assert list(nothing) == [] and nothing.note
+
+
+@pytest.mark.slow
+def test_cli_search(seeds_settings, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from rag.cli import main
+
+    home = str(seeds_settings.home)
+    assert main(["--home", home, "search", "papers", "by", "Flammarion", "--year", "2024", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "filter: author: Flammarion; year: 2024" in out and "1. " in out
+    assert main(["--home", home, "search", "jailbreak benchmark", "--json", "--mode", "bm25"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["hits"] and data["hits"][0]["retrievers"] == ["bm25"]
+    assert main(["--home", home, "search", "kernels", "--year", "2022-2020"]) == 2
+    assert "Impossible" in capsys.readouterr().err
