@@ -60,13 +60,16 @@ class RetrieveSettings(_Section):
     mode: str = Field("hybrid", description="Retrieval mode: hybrid, dense or bm25.")
     depth: int = Field(100, ge=1, description="Candidates taken from each retriever before fusion.")
     rrf_k: float = Field(60.0, gt=0, description="Reciprocal-rank-fusion constant.")
-    dense_weight: float = Field(0.5, ge=0, le=1, description="Weight of dense scores in fusion (BM25 gets 1-w).")
+    dense_weight: float = Field(
+        0.6, ge=0, le=1, description="Weight of dense scores in fusion (BM25 gets 1-w); tuned on SciFact train."
+    )
     fusion: str = Field(
         "convex", description="How dense and BM25 rankings are fused: convex (weighted sum of normalised "
         "scores) or rrf (reciprocal-rank fusion)."
     )
     normalisation: str = Field(
-        "minmax", description="Score normalisation before convex fusion: minmax, zscore or max."
+        "max", description="Score normalisation before convex fusion: max (divide by the list's best), "
+        "minmax or zscore."
     )
     rerank_model: str | None = Field(
         None, description="Sentence-transformers cross-encoder id for reranking; None disables reranking."
