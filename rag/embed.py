@@ -170,3 +170,23 @@ def get_tokenizer(settings: Settings | None = None) -> Tokenizer:
     """The embedding model's tokenizer (loaded without the model when the files are local)."""
     settings = settings or Settings()
     return _load_tokenizer(settings.index.embed_model, settings.index.embed_backend)
+
+
+@functools.lru_cache(maxsize=2)
+def load_cross_encoder(model_id: str) -> Any:
+    """A sentence-transformers ``CrossEncoder`` for reranking (``rag.rerank``), loaded once per process.
+
+    ``model_id`` is a cross-encoder id already in the local Hugging Face cache or a local folder; nothing is
+    downloaded. Raises :class:`EmbeddingModelError` when it cannot be loaded.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import CrossEncoder
+
+        return CrossEncoder(os.path.expanduser(model_id), device="cpu", local_files_only=True)
+    except Exception as exc:
+        raise EmbeddingModelError(
+            f"Cannot load the reranker {model_id!r}: {exc}. Give a local folder or a cross-encoder id "
+            "that is in the Hugging Face cache (RAG_RETRIEVE__RERANK_MODEL), or unset it to search "
+            "without reranking."
+        ) from exc

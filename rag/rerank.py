@@ -5,8 +5,8 @@ cross-encoder id or local folder (``RAG_RETRIEVE__RERANK_MODEL=cross-encoder/ms-
 in the local Hugging Face cache) the top ``rerank_depth`` fused papers are re-scored on
 (question, best chunk).
 
-The cross-encoder itself is loaded by :func:`rag.embed.load_cross_encoder` when that door exists, so that only
-``rag/embed.py`` imports sentence-transformers.
+The cross-encoder itself is loaded by :func:`rag.embed.load_cross_encoder`, so that only ``rag/embed.py``
+imports sentence-transformers.
 """
 
 from __future__ import annotations
@@ -53,17 +53,9 @@ class CrossEncoderReranker:
 
 
 def _load_cross_encoder(model_id: str) -> Any:
-    try:
-        from rag import embed
-    except ImportError as exc:  # pragma: no cover - embed ships with the package
-        raise EmbeddingModelError(f"Cannot load the reranker {model_id!r}: {exc}") from exc
-    loader = getattr(embed, "load_cross_encoder", None)
-    if loader is None:  # pragma: no cover - depends on the embed module's version
-        raise EmbeddingModelError(
-            f"Cannot load the reranker {model_id!r}: this rag.embed has no load_cross_encoder(). "
-            "Unset RAG_RETRIEVE__RERANK_MODEL to search without reranking."
-        )
-    return loader(model_id)
+    from rag.embed import load_cross_encoder  # the one door to sentence-transformers
+
+    return load_cross_encoder(model_id)
 
 
 @functools.lru_cache(maxsize=2)

@@ -233,3 +233,35 @@ def test_cli_search(seeds_settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["hits"] and data["hits"][0]["retrievers"] == ["bm25"]
     assert main(["--home", home, "search", "kernels", "--year", "2022-2020"]) == 2
     assert "Impossible" in capsys.readouterr().err
+
+
+class _ReverseAlphabet:
+    """A fake reranker at our own interface: prefers passages that sort last."""
+
+    def score(self, query: str, passages: list[str]) -> list[float]:
+        order = sorted(passages)
+        return [float(order.index(p)) for p in passages]
+
+
+def test_rerank_reorders_the_head_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.rerank
+    from rag.retrieve import _rerank
+    from rag.settings import Settings
+    from rag.types import Hit, Paper
+
+    hits = [
+        Hit(paper=Paper(id=x, title=x, source="s"), score=1.0 - i / 10, text=x, retrievers=["dense"])
+        for i, x in enumerate(["a", "c", "b", "d"])
+    ]
+    assert isinstance(_ReverseAlphabet(), rag.rerank.Reranker)
+    monkeypatch.setattr(rag.rerank, "get_reranker", lambda settings=None: _ReverseAlphabet())
+    settings = Settings(retrieve={"rerank_model": "fake", "rerank_depth": 3})  # type: ignore[arg-type]
+    out = _rerank(hits, "q", settings)
+    assert [h.paper.id for h in out] == ["c", "b", "a", "d"]
+    assert out[0].retrievers == ["dense", "rerank"] and out[3].retrievers == ["dense"]
+
+
+def test_reranking_is_off_by_default() -> None:
+    from rag.rerank import get_reranker
+
+    assert get_reranker() is None
