@@ -34,7 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.settings import PROJECT_ROOT, Settings  # noqa: E402
 
 QUESTIONS = [
-    ("What is Frost Training, and which tasks is it designed for?", "cross-entropy-games-and-frost-training"),
+    (
+        "How does Frost Training improve Monte Carlo policy optimization for LLM-as-a-judge tasks?",
+        "cross-entropy-games-and-frost-training",
+    ),
     ("Does refusal training in LLMs generalize to the past tense?", None),
     ("Which benchmark provides a standardized evaluation framework for jailbreak attacks?", None),
     ("Is there a time asymmetry in how language models predict the next versus the previous token?", None),

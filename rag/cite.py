@@ -125,7 +125,7 @@ def strip_keys(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", out).strip()
 
 
-LONG_SENTENCE = 40
+LONG_SENTENCE = 35
 """Sentences longer than this (in words) are split at semicolons into separately ranked clauses."""
 
 
@@ -167,6 +167,7 @@ class SupportChecker:
         self.units = [units_of(p) for p in self.papers]
         self.unit_words = [[content_words(u) for u in units] for units in self.units]
         self.paper_words = [set().union(*words) if words else set() for words in self.unit_words]
+        self.title_words = [content_words(p.title) for p in self.papers]
         self.vectors: list[np.ndarray] | None = None
         if encode is not None:
             flat = [u for units in self.units for u in units]
@@ -313,7 +314,10 @@ def check_citations(
             if sup.score >= supported:
                 use = _Use(p, sup)
             elif best is not None and row[best].score >= supported and row[best].score >= sup.score + margin:
-                use = _Use(best, row[best], repaired=True)
+                # Re-pointed; but a sentence that names the cited paper ("RobustBench provides …") while
+                # the content matches another one is wrong either way: flag it.
+                named = checker.title_words[p] & content_words(sentence.text)
+                use = _Use(best, row[best], repaired=True, flagged=bool(named - checker.paper_words[best]))
             elif sup.score >= related:
                 use = _Use(p, sup, flagged=True)
             elif best is not None and row[best].score >= related:

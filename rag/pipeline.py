@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 History = Sequence[tuple[str, str]]
 """Earlier turns of a chat: ``(question, answer text)`` pairs, oldest first."""
 
-MAX_SENTENCE_WORDS = 45
+MAX_SENTENCE_WORDS = 40
 """Abstract sentences longer than this are cut (with …) in the prompt."""
 
 _FOLLOW_UP = re.compile(

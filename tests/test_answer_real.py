@@ -72,7 +72,10 @@ def test_real_embeddings_repair_a_wrong_key(encode: object) -> None:
 def test_local_model_answers_a_seed_question_citing_the_right_paper(settings: Settings) -> None:
     from rag.pipeline import answer
 
-    result = answer("What is Frost Training, and which tasks is it designed for?", settings=settings)
+    result = answer(
+        "How does Frost Training improve Monte Carlo policy optimization for LLM-as-a-judge tasks?",
+        settings=settings,
+    )
     assert result.error is None, result.error
     assert not result.abstained, result.raw_text
     assert FROST_ID in [c.paper.id for c in result.citations if not c.flagged], (result.raw_text, result.text)

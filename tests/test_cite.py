@@ -48,6 +48,13 @@ def test_swapped_keys_are_repaired_to_the_supporting_paper(checker: SupportCheck
     assert all(c.repaired and not c.flagged for c in out.citations)
 
 
+def test_repaired_sentence_that_names_the_cited_paper_is_flagged(checker: SupportChecker) -> None:
+    """The model wrote the wrong paper's name: re-pointing the key cannot make the sentence right."""
+    sentence = "Sharpness-Aware Minimization provides a standardized evaluation framework for jailbreaks"
+    out = check_citations(f"{sentence} with an open-sourced benchmark [3].", checker, KEYS)
+    assert len(out.citations) == 1 and out.citations[0].flagged  # re-pointed to JailbreakBench, or kept
+
+
 def test_numbers_follow_first_appearance(checker: SupportChecker) -> None:
     out = check_citations(f"{SAM_CLAIM} [3]. {JB_CLAIM} [1]. Also, {SAM_CLAIM.lower()} [3].", checker, KEYS)
     assert out.text.startswith(f"{SAM_CLAIM} [1]. {JB_CLAIM} [2].")
@@ -164,4 +171,4 @@ def test_says_cannot_answer(text: str, expected: bool) -> None:
 def test_long_sentences_become_clauses() -> None:
     units = cite.units_of(JAILBREAKBENCH)
     assert any(u.startswith("(3) a standardized evaluation framework") for u in units)
-    assert all(len(u.split()) <= 45 for u in units)
+    assert all(len(u.split()) <= 40 for u in units)
