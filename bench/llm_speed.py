@@ -121,6 +121,8 @@ class Run:
     prompt_tokens: int
     completion_tokens: int
     cpu_s: float = 0.0
+    cpu_first_s: float = 0.0
+    """CPU-seconds of this process until the first token (mostly prompt evaluation)."""
 
     @property
     def decode_tps(self) -> float:
@@ -131,6 +133,15 @@ class Run:
     @property
     def e2e_tps(self) -> float:
         return self.completion_tokens / self.total if self.total > 0 else 0.0
+
+    @property
+    def prompt_tokens_per_cpu_s(self) -> float:
+        return self.prompt_tokens / self.cpu_first_s if self.cpu_first_s > 0 else 0.0
+
+    @property
+    def decode_tokens_per_cpu_s(self) -> float:
+        spent = self.cpu_s - self.cpu_first_s
+        return (self.completion_tokens - 1) / spent if spent > 0 and self.completion_tokens > 1 else 0.0
 
     @property
     def tokens_per_cpu_s(self) -> float:
@@ -153,9 +164,13 @@ def timed(fn: Any, *args: Any) -> Run:
 def run_rag(settings: Settings, msgs: list[dict[str, str]], model: Any) -> Run:
     model.llama.reset()
     final = None
+    cpu0 = cpu_seconds()
+    cpu_first = 0.0
     for item in llm.stream(msgs, settings):
         if isinstance(item, llm.Completion):
             final = item
+        elif not cpu_first:
+            cpu_first = cpu_seconds() - cpu0
     assert final is not None and final.first_token_seconds is not None
     return Run(
         "rag.llm.stream",
@@ -163,6 +178,7 @@ def run_rag(settings: Settings, msgs: list[dict[str, str]], model: Any) -> Run:
         final.seconds,
         final.prompt_tokens,
         final.completion_tokens,
+        cpu_first_s=cpu_first,
     )
 
 
@@ -170,10 +186,12 @@ def run_bare(settings: Settings, msgs: list[dict[str, str]], model: Any) -> Run:
     llama = model.llama
     llama.reset()
     start = time.monotonic()
+    cpu0 = cpu_seconds()
+    cpu_first = 0.0
     first = None
     parts: list[str] = []
     for chunk in llama.create_chat_completion(
-        messages=msgs,  # type: ignore[arg-type]
+        messages=msgs,
         stream=True,
         temperature=settings.llm.temperature,
         max_tokens=settings.llm.max_tokens,
@@ -182,15 +200,21 @@ def run_bare(settings: Settings, msgs: list[dict[str, str]], model: Any) -> Run:
         min_p=0.05,
         repeat_penalty=1.0,
     ):
-        delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
+        delta = chunk["choices"][0]["delta"].get("content")
         if delta:
             if first is None:
                 first = time.monotonic() - start
+                cpu_first = cpu_seconds() - cpu0
             parts.append(delta)
     total = time.monotonic() - start
     prompt_tokens, _ = model.prompt(msgs)
     return Run(
-        "bare llama-cpp-python", first or total, total, len(prompt_tokens), model.count_tokens("".join(parts))
+        "bare llama-cpp-python",
+        first or total,
+        total,
+        len(prompt_tokens),
+        model.count_tokens("".join(parts)),
+        cpu_first_s=cpu_first,
     )
 
 
@@ -208,6 +232,8 @@ def summarise(runs: list[Run]) -> dict[str, Any]:
         "e2e_tokens_per_s": stats([r.e2e_tps for r in runs], max),
         "cpu_s": stats([r.cpu_s for r in runs], min),
         "tokens_per_cpu_s": stats([r.tokens_per_cpu_s for r in runs], max),
+        "prompt_tokens_per_cpu_s": stats([r.prompt_tokens_per_cpu_s for r in runs], max),
+        "decode_tokens_per_cpu_s": stats([r.decode_tokens_per_cpu_s for r in runs], max),
     }
 
 
@@ -261,7 +287,9 @@ def main() -> int:
             print(
                 f"  round {i + 1} {r.path:24s} ttft {r.ttft:5.2f} s  total {r.total:6.2f} s  "
                 f"{r.completion_tokens:3d} tok  {r.decode_tps:5.2f} tok/s  cpu {r.cpu_s:5.1f} s "
-                f"({r.tokens_per_cpu_s:4.1f} tok/cpu-s)  (load {os.getloadavg()[0]:.1f})",
+                f"(prompt {r.prompt_tokens_per_cpu_s:4.1f}, "
+                f"decode {r.decode_tokens_per_cpu_s:4.1f} tok/cpu-s)  "
+                f"(load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
 
