@@ -378,3 +378,13 @@ def test_local_provider_async_paths(litellm_mod: Any, fake_local: FakeLocal) -> 
 
     text, pieces = asyncio.run(run())
     assert text == "JailbreakBench [1]." and pieces == fake_local.pieces
+
+
+def test_models_cli_reports_missing_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag.models import main
+
+    monkeypatch.setenv("RAG_MODELS_DIR", str(tmp_path / "nowhere"))
+    assert main(["path"]) == 2
+    assert "make setup" in capsys.readouterr().err
