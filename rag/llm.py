@@ -304,6 +304,10 @@ def _map_error(litellm: Any, exc: BaseException, model: str, settings: Settings)
         return LLMProviderError(
             f"Could not reach {where} for {model} ({_short(exc)}); is the server running?"
         )
+    if "repeating the same chunk" in str(exc):  # litellm's guard against a model stuck in a loop
+        return LLMProviderError(
+            f"{model} got stuck repeating itself and was stopped; ask again or rephrase the question."
+        )
     return LLMProviderError(f"{model} failed: {_short(exc)}")
 
 

@@ -388,3 +388,10 @@ def test_models_cli_reports_missing_model(
     monkeypatch.setenv("RAG_MODELS_DIR", str(tmp_path / "nowhere"))
     assert main(["path"]) == 2
     assert "make setup" in capsys.readouterr().err
+
+
+def test_model_stuck_in_a_loop_is_reported(settings: Settings, fake_local: FakeLocal) -> None:
+    fake_local.pieces = [" again"] * 150
+    with pytest.raises(LLMProviderError, match="repeating itself"):
+        list(stream(MESSAGES, settings))
+    assert fake_local.closed == 1, "generation stopped"
