@@ -37,6 +37,7 @@ from rag.filters import (
     ParsedQuery,
     clean_text,
     coerce_filters,
+    is_listing,
     merge_filters,
     parse_query,
 )
@@ -308,7 +309,7 @@ def search(
         allowed = index.filter.allowed(applied)
         if not allowed:
             return result([], index.filter.explain_empty(applied), False)
-    if parsed.listing and allowed is not None:
+    if allowed is not None and (parsed.listing or is_listing(parsed.text)):
         return result(_listing(index, allowed, k), _listing_note(applied, len(allowed), k), True)
 
     depth = max(rs.depth, k)

@@ -265,3 +265,13 @@ def test_reranking_is_off_by_default() -> None:
     from rag.rerank import get_reranker
 
     assert get_reranker() is None
+
+
+@pytest.mark.slow
+def test_explicit_filter_with_generic_question_lists_papers(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    hits = search("papers", k=50, filters={"author": "Jacot"}, settings=seeds_settings)
+    assert hits and all(h.retrievers == ["filter"] for h in hits) and hits.good_match
+    years = [h.paper.year or 0 for h in hits]
+    assert years == sorted(years, reverse=True)
