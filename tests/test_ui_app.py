@@ -190,6 +190,15 @@ def test_errors_show_in_chat_and_page_stays_usable(
     assert chat2[-1]["content"].startswith("JailbreakBench is the answer")
 
 
+def test_first_answer_waits_for_the_warm_up(ui: RagUI, fake: FakeStream) -> None:
+    ui.ready.clear()  # as while rag ui loads the models in the background
+    steps = ui.respond("q", [], [], None, None, "", [], "", 5)
+    first = next(steps)
+    assert "Loading the models" in first[1][-1]["content"] and fake.calls == []
+    ui.ready.set()
+    assert list(steps)[-1][1][-1]["content"].startswith("JailbreakBench is the answer") and fake.calls
+
+
 def test_blank_question_does_nothing(ui: RagUI, fake: FakeStream) -> None:
     steps = run_chat(ui, "   ")
     assert steps[-1][1] == [] and fake.calls == []

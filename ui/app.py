@@ -153,6 +153,23 @@ class RagUI:
     def __init__(self, settings: Settings, answer_fn: AnswerStream | None = None) -> None:
         self.settings = settings
         self._answer_fn = answer_fn
+        self.ready = threading.Event()
+        """Cleared while the models load in the background; answers wait for it (no double loading)."""
+        self.ready.set()
+
+    def start_warm_up(self) -> None:
+        """Load the models in a background thread (only for the real pipeline)."""
+        if self._answer_fn is not None:
+            return
+        self.ready.clear()
+
+        def run() -> None:
+            try:
+                warm_up(self.settings)
+            finally:
+                self.ready.set()
+
+        threading.Thread(target=run, name="rag-warm-up", daemon=True).start()
 
     @property
     def answer_fn(self) -> AnswerStream:
@@ -171,6 +188,7 @@ class RagUI:
         filters: Filters | None = None,
         k: int | None = None,
     ) -> Iterator[Any]:
+        self.ready.wait()
         return iter(
             self.answer_fn(
                 question,
@@ -204,7 +222,10 @@ class RagUI:
             yield "", _copy(chat), gr.skip(), history
             return
         chat.append({"role": "user", "content": question})
-        chat.append({"role": "assistant", "content": "_Searching the abstracts…_"})
+        waiting = "_Searching the abstracts…_"
+        if not self.ready.is_set():
+            waiting = "_Loading the models (once, after start)…_"
+        chat.append({"role": "assistant", "content": waiting})
         panel = render.render_empty()
         yield "", _copy(chat), panel, history
         try:
@@ -288,12 +309,14 @@ def create_app(
     *,
     papers: Sequence[Paper] | None = None,
     concurrency: int | None = None,
+    preload: bool = False,
 ) -> gr.Blocks:
     """Build the chat app. ``answer_fn`` replaces ``rag.answer_stream`` (tests inject a fake).
 
     ``papers`` feeds the source-page and year choices (default: the corpus of ``settings``).
     ``concurrency`` is how many answers run at once (default: 1 for the in-process local model,
     which is single-threaded, else 4); further requests wait in the queue and see their position.
+    ``preload`` loads the models in the background now (the first answer waits for it to finish).
     """
     settings = settings or Settings()
     ui = RagUI(settings, answer_fn)
@@ -370,18 +393,21 @@ def create_app(
         gr.api(ui.api_answer, api_name="answer", concurrency_id="answer")  # one limit for chat + API
 
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
+    if preload:
+        ui.start_warm_up()
     return demo
 
 
 def warm_up(settings: Settings) -> None:
-    """Load the local model and the retrieval models now, so the first question does not wait for them."""
+    """Load the retrieval models and the local model now, so the first question does not wait for them."""
     try:
-        from rag.llm import preload
-
-        preload(settings)
         from rag.retrieve import search
 
         search("warm-up", k=1, settings=settings)
+        from rag.llm import preload
+
+        preload(settings)
+        log.info("models loaded")
     except Exception as exc:  # only an optimisation: the first question reports real problems
         log.info("warm-up skipped: %s", exc)
 
@@ -400,8 +426,5 @@ def launch(
 
     With ``preload`` the models are loaded in the background while the page is already served.
     """
-    settings = settings or Settings()
-    demo = create_app(settings, answer_fn, concurrency=concurrency)
-    if preload and answer_fn is None:
-        threading.Thread(target=warm_up, args=(settings,), name="rag-warm-up", daemon=True).start()
+    demo = create_app(settings, answer_fn, concurrency=concurrency, preload=preload)
     return demo.launch(server_name=host, server_port=port, **kwargs)
