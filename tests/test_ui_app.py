@@ -74,6 +74,14 @@ def test_abstention_is_rendered_with_nearest_papers() -> None:
     assert render.chat_text(ans).startswith("**No answer in the corpus.**")
 
 
+def test_hits_panel_numbers_papers_by_rank_while_streaming() -> None:
+    hits = [Hit(paper=p, score=1.0) for p in PAPERS[:2]]
+    html = render.render_hits(hits, Filters(authors=["Chao"]), note="author read from the question")
+    assert html.index("[1]") < html.index(PAPERS[0].title) < html.index("[2]") < html.index(PAPERS[1].title)
+    assert "Filter applied: author: Chao" in html and "author read from the question" in html
+    assert "No paper matches" in render.render_hits([], None)
+
+
 def test_answer_panel_lists_citations_in_order_and_uncited_hits() -> None:
     hits = [Hit(paper=p, score=1.0) for p in PAPERS]
     cits = [Citation(number=2, paper=PAPERS[1]), Citation(number=1, paper=PAPERS[0])]

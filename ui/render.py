@@ -77,12 +77,12 @@ def citation_card(citation: Citation) -> str:
     return _card(citation.paper, quote, number=citation.number, notes=notes)
 
 
-def hit_card(hit: Hit) -> str:
-    """Card for a retrieved (not cited) paper: the best-matching passage, or the abstract's start."""
+def hit_card(hit: Hit, number: int | None = None) -> str:
+    """Card for a retrieved paper: the best-matching passage, or the abstract's start."""
     text = hit.text or hit.paper.abstract
     if text.startswith(hit.paper.title):  # chunks carry the title as context
         text = text[len(hit.paper.title) :].lstrip(" .:\n")
-    return _card(hit.paper, text)
+    return _card(hit.paper, text, number=number)
 
 
 def _header(text: str, cls: str = "rag-header") -> str:
@@ -112,7 +112,8 @@ def render_hits(hits: Sequence[Hit], filters: Filters | None, note: str | None =
     if not hits:
         body = '<div class="rag-placeholder">No paper matches this question and filter.</div>'
     else:
-        body = "".join(hit_card(h) for h in hits)
+        # numbered by rank: the streamed text cites [n] = the n-th retrieved paper (renumbered at the end)
+        body = "".join(hit_card(h, i) for i, h in enumerate(hits, 1))
     return (
         '<div class="rag-sources">'
         + _header(f"Retrieved {len(hits)} paper{'s' if len(hits) != 1 else ''} — writing the answer…")
