@@ -64,7 +64,7 @@ class RetrieveSettings(_Section):
     )
     rrf_k: float = Field(60.0, gt=0, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(
-        0.6, ge=0, le=1, description="Weight of dense scores in fusion (BM25 gets 1-w); tuned on SciFact."
+        0.55, ge=0, le=1, description="Weight of dense scores in fusion (BM25 gets 1-w); tuned on SciFact."
     )
     fusion: str = Field(
         "convex", description="How dense and BM25 rankings are fused: convex (weighted sum of normalised "
