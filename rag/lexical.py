@@ -131,10 +131,6 @@ class LexicalIndex:
                 mask[i] = True
         return mask
 
-    def doc_tokens(self, i: int) -> list[int]:
-        """Token ids of document ``i`` (with repeats) — used for pseudo-relevance feedback."""
-        return self._doc_tokens[i] if hasattr(self, "_doc_tokens") else []
-
 
 def top_n(
     scores: np.ndarray, ids: list[str], n: int, mask: np.ndarray | None = None
