@@ -51,7 +51,9 @@ class IndexSettings(_Section):
     chunk_max_tokens: int = Field(
         200, ge=32, description="Maximum word pieces per chunk (MiniLM's window is 256, title included)."
     )
-    chunk_overlap_sentences: int = Field(1, ge=0, description="Sentences repeated between consecutive chunks.")
+    chunk_overlap_sentences: int = Field(
+        1, ge=0, description="Sentences repeated between consecutive chunks."
+    )
     collection_prefix: str = Field("papers", description="Prefix of the Chroma collection name.")
 
 
