@@ -35,6 +35,12 @@ FILTER_NAMES = (
     "categories",
     "kind",
     "kinds",
+    "affiliation",
+    "affiliations",
+    "upvotes_min",
+    "n_authors",
+    "n_authors_min",
+    "n_authors_max",
 )
 YEAR_LO, YEAR_HI = 1000, 2999
 _PARTICLES = {
@@ -69,7 +75,8 @@ _GENERIC = set(
     collection year years recent recently latest new newest old older oldest since after before
     until till between during about title titles abstract abstracts research researcher researchers
     study studies contribution contributions output got get workshop workshops conference
-    conferences venue session sessions page pages profile given give""".split()
+    conferences venue session sessions page pages profile given give affiliation affiliations affiliated
+    institution institutions involve involves involving receive received receives get gets""".split()
 )
 _TRIGGERS = {
     "by",
@@ -189,7 +196,8 @@ def coerce_filters(value: Filters | Mapping[str, Any] | None) -> Filters:
     if unknown:
         raise QueryError(
             f"Unknown filter name(s): {', '.join(unknown)}. Known: author, year, year_min, year_max, "
-            "source, category, kind (plural forms too)."
+            "source, category, kind, affiliation (plural forms too), upvotes_min, n_authors, "
+            "n_authors_min, n_authors_max."
         )
     lo = hi = None
     if value.get("year") not in (None, ""):
@@ -211,6 +219,16 @@ def coerce_filters(value: Filters | Mapping[str, Any] | None) -> Filters:
     def both(a: str, b: str) -> list[str]:
         return _as_list(value.get(a), a) + _as_list(value.get(b), b)
 
+    n_lo = n_hi = None
+    if value.get("n_authors") not in (None, ""):
+        n_lo, n_hi = _count_range(value["n_authors"], "n_authors")
+    if value.get("n_authors_min") not in (None, ""):
+        n_lo = _count(value["n_authors_min"], "n_authors_min")
+    if value.get("n_authors_max") not in (None, ""):
+        n_hi = _count(value["n_authors_max"], "n_authors_max")
+    if n_lo is not None and n_hi is not None and n_lo > n_hi:
+        raise QueryError(f"Impossible author-count range {n_lo}–{n_hi}: the minimum is above the maximum.")
+    upvotes = value.get("upvotes_min")
     return Filters(
         authors=both("author", "authors"),
         year_min=lo,
@@ -218,12 +236,38 @@ def coerce_filters(value: Filters | Mapping[str, Any] | None) -> Filters:
         sources=both("source", "sources"),
         categories=both("category", "categories"),
         kinds=both("kind", "kinds"),
+        affiliations=both("affiliation", "affiliations"),
+        upvotes_min=None if upvotes in (None, "") else _count(upvotes, "upvotes_min"),
+        n_authors_min=n_lo,
+        n_authors_max=n_hi,
     )
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise QueryError(f"Filter {name!r} wants a whole number, not {value!r}.")
+    try:
+        n = int(value)
+    except (TypeError, ValueError) as exc:
+        raise QueryError(f"Filter {name!r} wants a whole number, not {value!r}.") from exc
+    if n < 0:
+        raise QueryError(f"Filter {name!r} must not be negative ({n}).")
+    return n
+
+
+def _count_range(value: Any, name: str) -> tuple[int | None, int | None]:
+    """``3`` → (3, 3); ``"2-5"``, ``"2-"``, ``"-5"`` → ranges (like years)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\d*\s*-\s*\d*\s*", value) and value.strip() != "-":
+        a, b = (x.strip() for x in value.split("-", 1))
+        return (_count(a, name) if a else None, _count(b, name) if b else None)
+    n = _count(value, name)
+    return n, n
 
 
 def merge_filters(explicit: Filters, parsed: Filters) -> Filters:
     """Explicit filters win field by field; the question's filters fill in the fields not given."""
     years_given = explicit.year_min is not None or explicit.year_max is not None
+    counts_given = explicit.n_authors_min is not None or explicit.n_authors_max is not None
     return Filters(
         authors=explicit.authors or parsed.authors,
         year_min=explicit.year_min if years_given else parsed.year_min,
@@ -231,6 +275,10 @@ def merge_filters(explicit: Filters, parsed: Filters) -> Filters:
         sources=explicit.sources or parsed.sources,
         categories=explicit.categories or parsed.categories,
         kinds=explicit.kinds or parsed.kinds,
+        affiliations=explicit.affiliations or parsed.affiliations,
+        upvotes_min=explicit.upvotes_min if explicit.upvotes_min is not None else parsed.upvotes_min,
+        n_authors_min=explicit.n_authors_min if counts_given else parsed.n_authors_min,
+        n_authors_max=explicit.n_authors_max if counts_given else parsed.n_authors_max,
     )
 
 
@@ -251,6 +299,20 @@ def _authors_of(paper: Paper) -> list[str]:
     if isinstance(profile, str) and profile.strip():
         names.append(profile)
     return names
+
+
+def _affiliation_key(name: str) -> str:
+    """'ETH Zurich', 'eth-zurich', 'ETH Zürich' → 'eth zurich'."""
+    return " ".join(re.split(r"[\s_\-]+", fold(name))).strip()
+
+
+def author_count(paper: Paper) -> int | None:
+    """The paper's number of authors: the page's count, else the length of a complete author list."""
+    if paper.n_authors is not None:
+        return paper.n_authors
+    if paper.authors and not paper.authors_truncated:
+        return len(paper.authors)
+    return None
 
 
 def _name_matches(wanted: tuple[str, ...], author: tuple[str, ...]) -> bool:
@@ -327,6 +389,27 @@ class PaperFilter:
             out.append(
                 ("kind " + " or ".join(filters.kinds), lambda p: p.kind is not None and fold(p.kind) in kinds)
             )
+        if filters.affiliations:
+            affs = {_affiliation_key(a) for a in filters.affiliations}
+            out.append(
+                (
+                    "affiliation " + " or ".join(filters.affiliations),
+                    lambda p: any(_affiliation_key(a) in affs for a in p.affiliations),
+                )
+            )
+        if filters.upvotes_min is not None:
+            up = filters.upvotes_min
+            out.append((f"upvotes ≥ {up}", lambda p: p.upvotes is not None and p.upvotes >= up))
+        n_lo, n_hi = filters.n_authors_min, filters.n_authors_max
+        if n_lo is not None or n_hi is not None:
+            desc = Filters(n_authors_min=n_lo, n_authors_max=n_hi).describe()
+            desc = desc.replace("authors:", "author count")
+
+            def count_ok(p: Paper) -> bool:
+                n = author_count(p)
+                return n is not None and (n_lo is None or n >= n_lo) and (n_hi is None or n <= n_hi)
+
+            out.append((desc, count_ok))
         return out
 
     def allowed(self, filters: Filters) -> set[str]:
@@ -393,6 +476,10 @@ class AuthorLexicon:
     categories: dict[str, str]
     has_years: bool = True
     """Some paper has a year: only then are years in a question read as a filter."""
+    affiliations: dict[str, str] = field(default_factory=dict)
+    """Affiliation key ('eth zurich') → the corpus's spelling ('eth-zurich')."""
+    has_upvotes: bool = False
+    has_author_counts: bool = False
 
     @classmethod
     def from_papers(cls, papers: Iterable[Paper]) -> AuthorLexicon:
@@ -401,9 +488,16 @@ class AuthorLexicon:
         vocab: dict[str, int] = {}
         kinds: dict[str, str] = {}
         cats: dict[str, str] = {}
-        has_years = False
+        affs: dict[str, str] = {}
+        has_years = has_upvotes = has_counts = False
         for p in papers:
             has_years = has_years or p.year is not None
+            has_upvotes = has_upvotes or p.upvotes is not None
+            has_counts = has_counts or author_count(p) is not None
+            for a in p.affiliations:
+                key = _affiliation_key(a)
+                if len(key) >= 3:
+                    affs.setdefault(key, a)
             for name in _authors_of(p):
                 toks = _name_tokens(name)
                 if len(toks) >= 2:
@@ -420,7 +514,7 @@ class AuthorLexicon:
             if p.category:
                 cats[fold(p.category)] = p.category
         common = {w for w, n in vocab.items() if n >= 2}
-        return cls(full, family, common, kinds, cats, has_years)
+        return cls(full, family, common, kinds, cats, has_years, affs, has_upvotes, has_counts)
 
 
 def fam_display(name: str, n: int) -> str:
@@ -540,6 +634,110 @@ def _find_categories(text: str, lex: AuthorLexicon) -> list[str]:
     return found
 
 
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+}
+_N = r"(\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")"
+_UPVOTE = r"up-?votes?"
+_AUTHOR = r"(?:co-?)?authors?"
+_COUNT_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
+    (
+        re.compile(rf"\b(?:at\s+least|no\s+fewer\s+than|a\s+minimum\s+of|>=|≥)\s*{_N}\s+{_UPVOTE}\b", re.I),
+        "up",
+        "min",
+    ),
+    (re.compile(rf"\b(?:more\s+than|over|above|>)\s*{_N}\s+{_UPVOTE}\b", re.I), "up", "gt"),
+    (re.compile(rf"\b{_N}\s*(?:\+|or\s+more)\s+{_UPVOTE}\b", re.I), "up", "min"),
+    (re.compile(rf"\b{_N}\s+{_UPVOTE}\s+or\s+more\b", re.I), "up", "min"),
+    (
+        re.compile(rf"\b(?:(?:a|one|only\s+one)\s+)?(?:single|sole|solo|lone)[\s-]+{_AUTHOR}(?:ed)?\b", re.I),
+        "n",
+        "one",
+    ),
+    (re.compile(r"\bsingle-authored\b|\bsolo\s+papers?\b", re.I), "n", "one"),
+    (re.compile(rf"\b(?:at\s+least|no\s+fewer\s+than)\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "min"),
+    (re.compile(rf"\b(?:more\s+than|over)\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "gt"),
+    (re.compile(rf"\b(?:at\s+most|no\s+more\s+than|up\s+to)\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "max"),
+    (re.compile(rf"\b(?:fewer|less)\s+than\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "lt"),
+    (re.compile(rf"\b{_N}\s*(?:\+|or\s+more)\s+{_AUTHOR}\b", re.I), "n", "min"),
+    (re.compile(r"\b(?:only\s+|just\s+|exactly\s+)?one\s+author\b", re.I), "n", "one"),
+    (
+        re.compile(
+            rf"\b(?:with|have|has|had|having|by)\s+(?:only\s+|just\s+|exactly\s+)?{_N}\s+{_AUTHOR}\b", re.I
+        ),
+        "n",
+        "eq",
+    ),
+]
+
+
+def _number(text: str) -> int:
+    t = text.lower()
+    return _NUMBER_WORDS[t] if t in _NUMBER_WORDS else int(t)
+
+
+def _find_counts(
+    text: str, lex: AuthorLexicon
+) -> tuple[int | None, int | None, int | None, list[tuple[int, int]]]:
+    """(upvotes_min, n_authors_min, n_authors_max, spans) from phrases like "at least 3 upvotes",
+    "a single author", "more than 5 authors" — each only when some paper of the corpus has that field."""
+    up: int | None = None
+    lo: int | None = None
+    hi: int | None = None
+    spans: list[tuple[int, int]] = []
+    for pattern, what, how in _COUNT_PATTERNS:
+        if (what == "up" and not lex.has_upvotes) or (what == "n" and not lex.has_author_counts):
+            continue
+        for m in pattern.finditer(text):
+            if any(a < m.end() and m.start() < b for a, b in spans):
+                continue
+            n = 1 if how == "one" else _number(m.group(1))
+            if what == "up":
+                up = n + 1 if how == "gt" else n
+            elif how in ("one", "eq"):
+                lo = hi = n
+            elif how in ("min", "gt"):
+                lo = n + 1 if how == "gt" else n
+            else:
+                hi = n - 1 if how == "lt" else n
+            spans.append((m.start(), m.end()))
+    return up, lo, hi, spans
+
+
+def _find_affiliations(text: str, lex: AuthorLexicon) -> tuple[list[str], list[tuple[int, int]]]:
+    """Affiliations of the corpus named in ``text`` ("ETH Zurich" for 'eth-zurich'), with their spans.
+
+    A one-word affiliation that is also an ordinary word of the corpus needs a cue before it
+    ("from", "at", "affiliated with")."""
+    if not lex.affiliations:
+        return [], []
+    flat = "".join((fold(c) or c)[0] for c in text)  # same length as text
+    found: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for key in sorted(lex.affiliations, key=len, reverse=True):
+        pattern = r"\b" + r"[\s\-_]+".join(map(re.escape, key.split())) + r"\b"
+        for m in re.finditer(pattern, flat):
+            if any(a < m.end() and m.start() < b for a, b in spans):
+                continue
+            cue = re.search(r"\b(?:from|at|with|of)\s+(?:the\s+)?$", flat[: m.start()])
+            if " " not in key and (key in lex.common or key in _GENERIC) and not cue:
+                continue
+            s = m.start()
+            before = re.search(
+                r"\b(?:(?:authors?|researchers?)\s+)?(?:from|at|affiliated\s+with)\s+(?:the\s+)?$", flat[:s]
+            )
+            if before:
+                s = before.start()
+            e = m.end()
+            after = re.match(r"\s+as\s+(?:an?\s+|their\s+)?affiliations?\b", flat[e:])
+            if after:
+                e += after.end()
+            spans.append((s, e))
+            if lex.affiliations[key] not in found:
+                found.append(lex.affiliations[key])
+    return found, spans
+
+
 def _strip(text: str, spans: list[tuple[int, int]]) -> str:
     """``text`` without ``spans`` (and a trigger word right before an author span)."""
     keep = []
@@ -584,6 +782,12 @@ def parse_query(query: str, lexicon: AuthorLexicon) -> ParsedQuery:
         if not any(a <= s < b for a, b in spans):
             spans.append((s, e))
             phrases.append(query[s:e])
+    affiliations, aff_spans = _find_affiliations(query, lexicon)
+    upvotes, n_lo, n_hi, count_spans = _find_counts(query, lexicon)
+    for s, e in [*aff_spans, *count_spans]:
+        if not any(a < e and s < b for a, b in spans):
+            spans.append((s, e))
+            phrases.append(query[s:e])
     kinds = _find_kinds(query, lexicon)
     categories = _find_categories(query, lexicon)
     try:
@@ -592,7 +796,17 @@ def parse_query(query: str, lexicon: AuthorLexicon) -> ParsedQuery:
         raise QueryError(
             f"The question asks for an impossible year range ({lo}–{hi}): nothing can match it."
         ) from None
-    filters = Filters(authors=authors, year_min=lo, year_max=hi, kinds=kinds, categories=categories)
+    filters = Filters(
+        authors=authors,
+        year_min=lo,
+        year_max=hi,
+        kinds=kinds,
+        categories=categories,
+        affiliations=affiliations,
+        upvotes_min=upvotes,
+        n_authors_min=n_lo,
+        n_authors_max=n_hi,
+    )
     rest = _strip(query, spans) if spans else clean_text(query)
     if kinds or categories:
         for word in [*(k + "s" for k in map(fold, kinds)), *map(fold, kinds), *categories]:

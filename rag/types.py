@@ -81,11 +81,18 @@ class Filters(Record):
     sources: list[str] = Field(default_factory=list, description="Source page file names (or prefixes).")
     categories: list[str] = Field(default_factory=list)
     kinds: list[str] = Field(default_factory=list)
+    affiliations: list[str] = Field(
+        default_factory=list, description="Affiliations ('ETH Zurich' or 'eth-zurich'); any may match."
+    )
+    upvotes_min: int | None = Field(None, description="At least this many upvotes.")
+    n_authors_min: int | None = Field(None, description="At least this many authors (count known).")
+    n_authors_max: int | None = Field(None, description="At most this many authors (count known).")
 
     def is_empty(self) -> bool:
         return not (
-            self.authors or self.sources or self.categories or self.kinds
-            or self.year_min is not None or self.year_max is not None
+            self.authors or self.sources or self.categories or self.kinds or self.affiliations
+            or self.year_min is not None or self.year_max is not None or self.upvotes_min is not None
+            or self.n_authors_min is not None or self.n_authors_max is not None
         )
 
     def describe(self) -> str:
@@ -104,6 +111,16 @@ class Filters(Record):
             parts.append("category: " + " or ".join(self.categories))
         if self.kinds:
             parts.append("kind: " + " or ".join(self.kinds))
+        if self.affiliations:
+            parts.append("affiliation: " + " or ".join(self.affiliations))
+        if self.upvotes_min is not None:
+            parts.append(f"upvotes: ≥ {self.upvotes_min}")
+        n_lo, n_hi = self.n_authors_min, self.n_authors_max
+        if n_lo is not None and n_lo == n_hi:
+            parts.append(f"authors: {n_lo}")
+        elif n_lo is not None or n_hi is not None:
+            rng = f"≥ {n_lo}" if n_hi is None else f"≤ {n_hi}" if n_lo is None else f"{n_lo}–{n_hi}"
+            parts.append("authors: " + rng)
         return "; ".join(parts) if parts else "none"
 
 

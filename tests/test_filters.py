@@ -273,3 +273,114 @@ def test_plain_question_has_no_filters(lexicon: AuthorLexicon) -> None:
 def test_is_listing() -> None:
     assert is_listing("Which papers were published?")
     assert not is_listing("Which papers study implicit bias?")
+
+
+# --------------------------------------------------------------- affiliation, upvotes, author-count filters
+@pytest.fixture(scope="module")
+def meta_papers() -> dict[str, Paper]:
+    items = [
+        _paper(
+            "eth1",
+            "JailbreakBench",
+            ["Patrick Chao"],
+            2024,
+            authors_truncated=True,
+            affiliations=["eth-zurich", "princeton"],
+        ),
+        _paper(
+            "eth2",
+            "Competition report on backdoors",
+            ["Javier Rando"],
+            2024,
+            authors_truncated=True,
+            affiliations=["eth-zurich"],
+        ),
+        _paper(
+            "msr",
+            "SGD over diagonal linear networks",
+            ["Mathieu Even"],
+            2023,
+            authors_truncated=True,
+            affiliations=["microsoft-research"],
+        ),
+        _paper("d1", "Cut your losses", [], 2024, source="002_c.txt", n_authors=4, upvotes=4),
+        _paper("d2", "TempSamp", [], 2025, source="002_c.txt", n_authors=7, upvotes=3),
+        _paper("d3", "Two-pass softmax", [], 2020, source="002_c.txt", n_authors=2, upvotes=0),
+        _paper("d4", "Beyond backpropagation", [], 2025, source="002_c.txt", n_authors=1, upvotes=1),
+        _paper("t1", "A talk on feature learning", ["Murat Erdogdu"], None, source="003_d.txt", kind="talk"),
+        _paper("p1", "Benign overfitting", ["Taiji Suzuki", "Princeton Smith"], None, source="003_d.txt"),
+    ]
+    return {p.id: p for p in items}
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "listing"),
+    [
+        ("Which papers list ETH Zurich as an affiliation?", {"eth1", "eth2"}, True),
+        ("Which paper involves authors from Microsoft Research?", {"msr"}, True),
+        ("papers from ETH Zürich on jailbreaks", {"eth1", "eth2"}, False),
+        ("Which papers are from eth-zurich?", {"eth1", "eth2"}, True),
+        ("Which entries received at least 3 upvotes?", {"d1", "d2"}, True),
+        ("papers with more than 3 upvotes", {"d1"}, True),
+        ("Which entries have a single author?", {"d4", "t1"}, True),
+        ("single-authored papers", {"d4", "t1"}, True),
+        ("papers with at least 4 authors", {"d1", "d2"}, True),
+        ("papers with fewer than three authors", {"d3", "d4", "t1", "p1"}, True),
+        ("Which papers have exactly 2 authors?", {"d3", "p1"}, True),
+    ],
+)
+def test_parse_affiliation_upvotes_author_count(
+    meta_papers: dict[str, Paper], question: str, expected: set[str], listing: bool
+) -> None:
+    lex = AuthorLexicon.from_papers(meta_papers.values())
+    q = parse_query(question, lex)
+    assert PaperFilter.from_papers(meta_papers).allowed(q.filters) == expected
+    assert q.listing is listing
+
+
+def test_count_and_affiliation_phrases_need_corpus_support(lexicon: AuthorLexicon) -> None:
+    # the main fixture corpus has no upvotes and no affiliations: such phrases are not filters there
+    assert parse_query("papers with at least 3 upvotes", lexicon).filters.upvotes_min is None
+    assert parse_query("papers from ETH Zurich", lexicon).filters.affiliations == []
+    # a one-word affiliation that is also an ordinary word of the corpus needs a cue ("from", "at")
+    meta = [
+        _paper(
+            "a",
+            "Princeton notes",
+            ["Ann Bee"],
+            2020,
+            abstract="princeton princeton",
+            affiliations=["princeton"],
+        )
+    ]
+    lex = AuthorLexicon.from_papers(meta)
+    assert parse_query("what is princeton about", lex).filters.affiliations == []
+    assert parse_query("papers from Princeton", lex).filters.affiliations == ["princeton"]
+
+
+def test_no_count_filter_from_ordinary_numbers(meta_papers: dict[str, Paper]) -> None:
+    lex = AuthorLexicon.from_papers(meta_papers.values())
+    for question in ("What did the two authors of TempSamp find?", "a two-layer network with 3 layers"):
+        f = parse_query(question, lex).filters
+        assert (f.n_authors_min, f.n_authors_max, f.upvotes_min) == (None, None, None)
+
+
+def test_coerce_new_filters(meta_papers: dict[str, Paper]) -> None:
+    f = coerce_filters({"affiliation": "ETH Zurich", "upvotes_min": "3", "n_authors": "2-"})
+    assert (f.affiliations, f.upvotes_min, f.n_authors_min, f.n_authors_max) == (["ETH Zurich"], 3, 2, None)
+    assert coerce_filters({"n_authors": 1}).n_authors_max == 1
+    pf = PaperFilter.from_papers(meta_papers)
+    assert pf.allowed(f) == set()  # no ETH paper has upvotes
+    assert pf.allowed(coerce_filters({"upvotes_min": 3, "n_authors": "2-"})) == {"d1", "d2"}
+    with pytest.raises(QueryError, match="whole number"):
+        coerce_filters({"upvotes_min": "many"})
+    with pytest.raises(QueryError, match="author-count range"):
+        coerce_filters({"n_authors_min": 5, "n_authors_max": 2})
+    merged = merge_filters(Filters(upvotes_min=5), Filters(upvotes_min=1, affiliations=["x"]))
+    assert (merged.upvotes_min, merged.affiliations) == (5, ["x"])
+    assert "affiliation: x" in merged.describe() and "upvotes: ≥ 5" in merged.describe()
+
+
+def test_explain_empty_names_affiliation(meta_papers: dict[str, Paper]) -> None:
+    pf = PaperFilter.from_papers(meta_papers)
+    assert "affiliation MIT" in pf.explain_empty(Filters(affiliations=["MIT"]))
