@@ -71,7 +71,8 @@ _STOPWORDS = frozenset(
     than that the their theirs them then there these they this those through to too under until up very
     was we were what when where which while who whom why will with would you your yours via using use
     used based show shows shown propose proposes proposed present presents study studies work approach
-    method methods new result results also however thus within without across""".split()
+    method methods new result results also however thus within without across introduce introduces
+    introduced colleagues colleague coauthors authors author researchers team et al""".split()
 )
 
 
@@ -143,6 +144,13 @@ def units_of(paper: Paper) -> list[str]:
     return [paper.title, *[s for s in sentences if not looks_like_instruction(s)]]
 
 
+def _metadata_words(paper: Paper) -> set[str]:
+    words = content_words(" ".join(paper.authors))
+    if paper.year is not None:
+        words.add(str(paper.year))
+    return words
+
+
 @dataclass
 class Support:
     """How well one paper supports one sentence."""
@@ -166,7 +174,12 @@ class SupportChecker:
         self.encode = encode
         self.units = [units_of(p) for p in self.papers]
         self.unit_words = [[content_words(u) for u in units] for units in self.units]
-        self.paper_words = [set().union(*words) if words else set() for words in self.unit_words]
+        # what a paper supports lexically: its title and abstract words, plus its metadata (author names,
+        # year), so "Chao and colleagues proposed JailbreakBench [1]" is supported by that paper's record
+        self.paper_words = [
+            (set().union(*words) if words else set()) | _metadata_words(p)
+            for p, words in zip(self.papers, self.unit_words, strict=True)
+        ]
         self.title_words = [content_words(p.title) for p in self.papers]
         self.vectors: list[np.ndarray] | None = None
         if encode is not None:

@@ -172,3 +172,15 @@ def test_long_sentences_become_clauses() -> None:
     units = cite.units_of(JAILBREAKBENCH)
     assert any(u.startswith("(3) a standardized evaluation framework") for u in units)
     assert all(len(u.split()) <= 40 for u in units)
+
+
+def test_sentence_about_authorship_is_supported_by_the_papers_metadata() -> None:
+    """Names and years are part of what a paper supports: "Chao and colleagues proposed JailbreakBench"."""
+    family = JAILBREAKBENCH.authors[0].split()[-1]
+    sentence = f"{family} and colleagues proposed JailbreakBench"
+    checker = SupportChecker(PAPERS)  # word overlap alone: the embedding cannot rescue it
+    out = check_citations(f"{sentence} [1].", checker, KEYS)
+    assert [(c.paper.id, c.flagged) for c in out.citations] == [(JAILBREAKBENCH.id, False)]
+    # the same sentence with a family name the paper does not carry is not fully supported
+    other = check_citations("Zyxwvut and colleagues proposed JailbreakBench [1].", checker, KEYS)
+    assert other.citations == [] or other.citations[0].support < out.citations[0].support
