@@ -78,6 +78,8 @@ _GENERIC = set(
     conferences venue session sessions page pages profile given give affiliation affiliations affiliated
     institution institutions involve involves involving receive received receives get gets""".split()
 )
+GENERIC_WORDS = frozenset(_GENERIC)
+"""Words that never carry a question's topic (used by retrieval's term coverage too)."""
 _TRIGGERS = {
     "by",
     "from",

@@ -275,3 +275,104 @@ def test_explicit_filter_with_generic_question_lists_papers(seeds_settings) -> N
     assert hits and all(h.retrievers == ["filter"] for h in hits) and hits.good_match
     years = [h.paper.year or 0 for h in hits]
     assert years == sorted(years, reverse=True)
+
+
+# ------------------------------------------------------------------------------ relevance: term coverage
+class _FakeBM25:
+    """Per-term presence over three papers, at the interface `term_coverage` uses (bm25s retriever)."""
+
+    def __init__(self, docs: list[str]) -> None:
+        from rag.lexical import tokenize
+
+        self.docs = [set(tokenize(d)) for d in docs]
+        self.vocab_dict = {t: i for i, t in enumerate(sorted(set().union(*self.docs)))}
+        self.terms = {i: t for t, i in self.vocab_dict.items()}
+
+    def get_scores_from_ids(self, ids: list[int]) -> list[float]:
+        return [float(sum(self.terms[i] in d for i in ids)) for d in self.docs]
+
+
+class _FakeLexical:
+    def __init__(self, docs: list[str]) -> None:
+        self.retriever = _FakeBM25(docs)
+        self.ids = [f"p{i}" for i in range(len(docs))]
+        self.position = {pid: i for i, pid in enumerate(self.ids)}
+        self.vocab = dict(self.retriever.vocab_dict)
+
+
+def test_term_coverage_weights_rare_terms_and_ignores_question_words() -> None:
+    from rag.retrieve import content_terms, term_coverage
+
+    lex = _FakeLexical(
+        [
+            "Frost training for language model tasks",
+            "Training language models on many tasks",
+            "Training dynamics of language models",
+        ]
+    )
+    assert content_terms("Which papers study Frost training?") == ["frost", "train"]
+    cov = term_coverage(lex, "What is Frost Training, and which tasks is it designed for?", lex.ids)
+    assert cov["p0"] > cov["p1"] > cov["p2"] >= 0.0
+    assert term_coverage(lex, "Frost training", ["p0"])["p0"] == pytest.approx(1.0)
+    # a term the corpus never uses weighs most and keeps coverage low
+    assert term_coverage(lex, "speculative training", ["p1"])["p1"] < 0.5
+    assert term_coverage(lex, "which papers", ["p0"]) == {"p0": 0.0}
+
+
+def test_relevance_rises_with_coverage_and_bm25() -> None:
+    assert relevance(0.5, 5.0, 1.0) > relevance(0.5, 5.0, 0.3) > relevance(0.5, 0.0, 0.3)
+    assert relevance(0.5, 0.0, 7.0) == relevance(0.5, 0.0, 1.0)  # coverage is clipped to 0..1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "What is Frost Training, and which tasks is it designed for?",
+            "cross-entropy-games-and-frost-training",
+        ),
+        ("jailbreaks", None),
+        ("grokking", "grokking-at-the-edge-of-numerical-stability"),
+        ("RobustBench", "robustbench-a-standardized-adversarial-robustness-benchmark"),
+    ],
+)
+def test_short_and_rare_term_queries_are_good_matches(
+    seeds_settings, question: str, expected: str | None
+) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    hits = search(question, k=5, settings=seeds_settings)
+    assert hits.good_match, [(h.paper.id, h.relevance) for h in hits]
+    if expected:
+        assert hits[0].paper.id == expected
+    else:
+        assert "jailbreak" in hits[0].paper.title.lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question", ["How does speculative decoding speed up inference?", "LoRA", "speech recognition"]
+)
+def test_terms_the_corpus_lacks_are_flagged(seeds_settings, question: str) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    hits = search(question, settings=seeds_settings)
+    assert hits and not hits.good_match
+
+
+@pytest.mark.slow
+def test_metadata_questions_select_papers(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+
+    eth = search("Which papers list ETH Zurich as an affiliation?", settings=seeds_settings)
+    assert eth.filters.affiliations == ["eth-zurich"] and eth.good_match
+    assert set(_ids(eth)) == {
+        "jailbreakbench-an-open-robustness-benchmark-for-jailbreaking",
+        "competition-report-finding-universal-jailbreak-backdoors-in",
+    }
+    up = search("Which Daily Papers entries received at least 3 upvotes?", settings=seeds_settings)
+    assert up.filters.upvotes_min == 3 and len(up) == 4 and all((h.paper.upvotes or 0) >= 3 for h in up)
+    oc = search("Which papers are categorized under optimization and control (OC)?", settings=seeds_settings)
+    # a selective filter is itself the evidence: good_match although the text scores low
+    assert oc.filters.categories == ["OC"] and oc.good_match and {h.paper.category for h in oc} == {"OC"}
