@@ -23,7 +23,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    quiet = ("LiteLLM", "litellm", "httpx", "httpcore", "chromadb", "sentence_transformers", "urllib3", "bm25s")
+    quiet = ["LiteLLM", "litellm", "httpx", "httpcore", "chromadb", "sentence_transformers", "urllib3"]
+    quiet.append("bm25s")
     for name in quiet:
         logging.getLogger(name).setLevel(logging.WARNING)
 

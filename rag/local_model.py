@@ -10,6 +10,7 @@ knows nothing about litellm.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -239,4 +240,16 @@ def get_model(config: LocalConfig) -> LocalModel:
 def unload_all() -> None:
     """Forget every loaded model (memory is freed when no stream still uses one)."""
     with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    # Close llama.cpp models while the interpreter is still whole; left to Llama.__del__ at shutdown,
+    # closing fails noisily ("'NoneType' object is not callable") once module globals are torn down.
+    with _MODELS_LOCK:
+        for model in _MODELS.values():
+            close = getattr(model.llama, "close", None)
+            if callable(close):
+                close()
         _MODELS.clear()
