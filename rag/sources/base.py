@@ -8,11 +8,14 @@ that is not a paper at all (a coffee break on a workshop schedule, the organiser
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from rag.errors import EmptySourceError, EncodingError, SourceError
+from rag.errors import EmptySourceError, EncodingError, EntryParseError, SourceError
 from rag.types import Paper
 
 MONTHS = {
@@ -149,3 +152,17 @@ def parse_author_list(text: str) -> tuple[list[str], bool]:
             text, truncated = text[: -len(tail)], True
             break
     return split_names(text, ", "), truncated
+
+
+def json_lines(text: str, path: Path, result: ParseResult, expected: str) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line's parsed JSON with its line number; a line that is not JSON is reported on
+    ``result`` (saying that ``expected`` was expected on it) and skipped."""
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            result.problems.append(
+                EntryParseError(path, f"not valid JSON ({exc.msg}); expected {expected} per line.", lineno)
+            )

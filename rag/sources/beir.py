@@ -8,11 +8,10 @@ not an object, lacks ``_id``/``text``, or repeats an ``_id`` is reported with it
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rag.errors import EntryParseError
-from rag.sources.base import ParseResult
+from rag.sources.base import ParseResult, json_lines
 from rag.types import Paper
 
 NAME = "beir"
@@ -32,18 +31,7 @@ def parse(text: str, path: Path) -> ParseResult:
     result = ParseResult(path=path, format=NAME)
     name = source_name(path)
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            result.problems.append(
-                EntryParseError(
-                    path, f"not valid JSON ({exc.msg}); expected one BEIR document per line.", lineno
-                )
-            )
-            continue
+    for lineno, obj in json_lines(text, path, result, "one BEIR document"):
         if not isinstance(obj, dict) or "_id" not in obj or not isinstance(obj.get("text"), str):
             result.problems.append(
                 EntryParseError(

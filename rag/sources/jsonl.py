@@ -8,13 +8,12 @@ reported with its line number; the other lines still load.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from rag.errors import EntryParseError
-from rag.sources.base import ParseResult, squash
+from rag.sources.base import ParseResult, json_lines, squash
 from rag.types import Paper, paper_id
 
 NAME = "jsonl"
@@ -27,18 +26,7 @@ def sniff_object(obj: object) -> bool:
 
 def parse(text: str, path: Path) -> ParseResult:
     result = ParseResult(path=path, format=NAME)
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            result.problems.append(
-                EntryParseError(
-                    path, f"not valid JSON ({exc.msg}); expected one paper object per line.", lineno
-                )
-            )
-            continue
+    for lineno, obj in json_lines(text, path, result, "one paper object"):
         if not isinstance(obj, dict):
             result.problems.append(
                 EntryParseError(path, f"expected a JSON object, found {type(obj).__name__}.", lineno)
