@@ -233,6 +233,12 @@ def test_cli_search(seeds_settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["hits"] and data["hits"][0]["retrievers"] == ["bm25"]
     assert main(["--home", home, "search", "kernels", "--year", "2022-2020"]) == 2
     assert "Impossible" in capsys.readouterr().err
+    assert main(["--home", home, "search", "robustness", "--affiliation", "eth-zurich", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["filters"]["affiliations"] == ["eth-zurich"] and data["hits"]
+    assert all("eth-zurich" in h["paper"]["affiliations"] for h in data["hits"])
+    assert main(["--home", home, "search", "x", "--n-authors", "5-2"]) == 2
+    assert "author-count" in capsys.readouterr().err
 
 
 class _ReverseAlphabet:

@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from rag.commands._filter_flags import add_filter_flags, filters_from_args
 from rag.settings import Settings
 
 EXIT_ERROR = 2
@@ -31,31 +32,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "-k", "--k", type=int, default=None, help="Papers to retrieve (default: settings.retrieve.k)."
     )
-    p.add_argument("--author", action="append", default=[], help="Author (full or family name); repeatable.")
-    p.add_argument("--year", help="YYYY, YYYY-YYYY, YYYY- or -YYYY.")
-    p.add_argument(
-        "--source", action="append", default=[], help="Source page file name or prefix; repeatable."
-    )
-    p.add_argument("--category", action="append", default=[], help="Subject category, e.g. LG; repeatable.")
-    p.add_argument("--kind", action="append", default=[], help="paper, poster, oral, talk, …; repeatable.")
+    add_filter_flags(p)
     p.add_argument("--json", action="store_true", help="Print the whole Answer as JSON (no streaming).")
-
-
-def filters_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The filter flags as the mapping ``search``/``answer`` accept (year ranges parsed there)."""
-    out: dict[str, Any] = {}
-    for flag, key in (
-        ("author", "authors"),
-        ("source", "sources"),
-        ("category", "categories"),
-        ("kind", "kinds"),
-    ):
-        values = getattr(args, flag, None)
-        if values:
-            out[key] = list(values)
-    if getattr(args, "year", None):
-        out["year"] = args.year
-    return out
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from rag.commands._filter_flags import add_filter_flags, filters_from_args
 from rag.settings import Settings
 
 
@@ -19,30 +20,9 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("query", nargs="+", help="The question or keywords.")
     p.add_argument("-k", "--k", type=int, default=None, help="Papers to show (default: settings.retrieve.k).")
-    p.add_argument("--author", action="append", default=[], help="Author (full or family name); repeatable.")
-    p.add_argument("--year", help="YYYY, YYYY-YYYY, YYYY- or -YYYY.")
-    p.add_argument(
-        "--source", action="append", default=[], help="Source page file name or prefix; repeatable."
-    )
-    p.add_argument("--category", action="append", default=[], help="Subject category, e.g. LG; repeatable.")
-    p.add_argument("--kind", action="append", default=[], help="paper, poster, oral, talk, …; repeatable.")
+    add_filter_flags(p)
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None, help="Retrieval mode.")
     p.add_argument("--json", action="store_true", help="Print the hits as JSON.")
-
-
-def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if args.author:
-        out["authors"] = args.author
-    if args.year:
-        out["year"] = args.year
-    if args.source:
-        out["sources"] = args.source
-    if args.category:
-        out["categories"] = args.category
-    if args.kind:
-        out["kinds"] = args.kind
-    return out
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,7 +30,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     query = " ".join(args.query)
     k = args.k if args.k is not None else settings.retrieve.k
-    hits = search(query, k=k, filters=_filters(args), settings=settings, mode=args.mode)
+    hits = search(query, k=k, filters=filters_from_args(args), settings=settings, mode=args.mode)
     if args.json:
         data = {
             "query": hits.query,
