@@ -32,16 +32,8 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, IndexMissingError, QueryError
-from rag.filters import (
-    AuthorLexicon,
-    PaperFilter,
-    ParsedQuery,
-    clean_text,
-    coerce_filters,
-    is_listing,
-    merge_filters,
-    parse_query,
-)
+from rag.filters import PaperFilter, clean_text, coerce_filters, merge_filters
+from rag.query_filters import AuthorLexicon, ParsedQuery, is_listing, parse_query
 from rag.settings import Settings
 from rag.types import Filters, Hit, Hits, Paper
 
@@ -165,8 +157,8 @@ def relevance(
 
 def content_terms(text: str) -> list[str]:
     """The question's content terms as BM25 tokens: generic question words ("which", "papers") dropped."""
-    from rag.filters import GENERIC_WORDS
     from rag.lexical import tokenize
+    from rag.query_filters import GENERIC_WORDS
     from rag.types import fold
 
     words = [w for w in text.split() if fold(w).strip("?.,;:!()[]'\"") not in GENERIC_WORDS]
