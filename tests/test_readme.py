@@ -90,3 +90,15 @@ def test_make_run_serves_the_chat_ui(rag_home: Path) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_readme_python_snippet_runs(rag_home: Path) -> None:
+    """The README's Python example runs as shown (real index, real local model) and does what it says."""
+    [snippet] = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    scope: dict[str, object] = {}
+    exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    papers, hits, a = scope["papers"], scope["hits"], scope["a"]
+    assert len(papers) == 208  # type: ignore[arg-type]
+    assert hits.filters.authors and hits.filters.year_min == 2019  # type: ignore[attr-defined]
+    assert a.error is None and (a.abstained or a.citations)  # type: ignore[attr-defined]
