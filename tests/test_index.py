@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+from netutil import free_port
 
 import rag.index
 from rag.errors import IndexMissingError, StoreCorruptError, StoreUnavailableError
@@ -182,12 +182,6 @@ def test_jsonl_sources_through_load_corpus(fake: FakeEmbedder, tmp_path: Path) -
 def test_reading_before_indexing_says_run_rag_index() -> None:
     with pytest.raises(IndexMissingError, match="rag index"):
         Store.open(Settings())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_unreachable_server_names_the_url_and_writes_nothing(fake: FakeEmbedder) -> None:

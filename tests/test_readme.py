@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from netutil import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -29,12 +29,6 @@ def _commands() -> list[str]:
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.DOTALL)
     lines = [ln.split("  #")[0].strip() for b in blocks for ln in b.splitlines()]
     return [ln for ln in lines if ln and not ln.startswith("#")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_readme_setup_is_exactly_two_make_commands() -> None:
@@ -62,7 +56,7 @@ def test_readme_rag_commands_run(rag_home: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_make_run_serves_the_chat_ui(rag_home: Path) -> None:
     """`make run` (set-up already done by `make test`) indexes the seeds and serves the UI."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         ["make", "run", f"PORT={port}"],
         cwd=ROOT,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import ARTIFACTS, PROJECT_ROOT
+from netutil import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -33,12 +33,6 @@ QUESTION = "Does the sharpness of minima correlate with generalization when fine
 EXPECTED_TITLE = "A Modern Look at the Relationship between Sharpness and Generalization"
 ANSWER_TIMEOUT_MS = 900_000  # the local model on a small shared CPU; no timing is asserted
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -66,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("ui_home")
     env = _env(home)
     subprocess.run([sys.executable, "-m", "rag", "-q", "index"], cwd=PROJECT_ROOT, env=env, check=True)
-    port = _free_port()
+    port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = (ARTIFACTS / "rag_ui.log").open("w+")  # the server's output, kept for failed runs
     proc = subprocess.Popen(

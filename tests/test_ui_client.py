@@ -7,22 +7,16 @@ errors come back as gradio errors, not stack traces.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from netutil import free_port
 from ui_fakes import PAPERS, FakeStream
 
 from rag.settings import Settings
 from rag.types import Answer, Filters
 from ui.app import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
