@@ -108,15 +108,22 @@ def _cut_words(text: str, budget: int, count: CountTokens) -> list[str]:
     return pieces
 
 
-def _pack(units: list[str], sizes: list[int], budget: int, overlap: int) -> list[list[str]]:
-    """Greedy packing of sentences into groups of at most ``budget`` tokens, repeating ``overlap``."""
+def _pack(
+    units: list[str], sizes: list[int], budget: int, overlap: int, max_units: int | None = None
+) -> list[list[str]]:
+    """Greedy packing of sentences into groups of at most ``budget`` tokens and ``max_units`` sentences,
+    repeating ``overlap``."""
     groups: list[list[str]] = []
     current: list[int] = []
     for i, size in enumerate(sizes):
-        if current and sum(sizes[j] for j in current) + size > budget:
+        full = max_units is not None and len(current) >= max_units
+        if current and (full or sum(sizes[j] for j in current) + size > budget):
             groups.append([units[j] for j in current])
             tail = current[len(current) - overlap :] if overlap else []
-            while tail and sum(sizes[j] for j in tail) + size > budget:
+            while tail and (
+                sum(sizes[j] for j in tail) + size > budget
+                or (max_units is not None and len(tail) >= max_units)
+            ):
                 tail = tail[1:]
             current = tail
         current.append(i)
@@ -131,10 +138,18 @@ def chunk_paper(
     *,
     max_tokens: int = 200,
     overlap: int = 1,
+    max_sentences: int | None = None,
     content_hash: str | None = None,
 ) -> list[Chunk]:
     """Chunks of one paper (see the module docstring)."""
-    return chunk_papers([paper], count, max_tokens=max_tokens, overlap=overlap, hashes=[content_hash])[0]
+    return chunk_papers(
+        [paper],
+        count,
+        max_tokens=max_tokens,
+        overlap=overlap,
+        max_sentences=max_sentences,
+        hashes=[content_hash],
+    )[0]
 
 
 def chunk_papers(
@@ -143,9 +158,16 @@ def chunk_papers(
     *,
     max_tokens: int = 200,
     overlap: int = 1,
+    max_sentences: int | None = None,
     hashes: Sequence[str | None] | None = None,
 ) -> list[list[Chunk]]:
-    """Chunks of each paper, in order. Tokenises all titles and sentences in one call."""
+    """Chunks of each paper, in order. Tokenises all titles and sentences in one call.
+
+    ``max_sentences`` caps the sentences (or pieces of an over-long sentence) per chunk; ``overlap`` must be
+    smaller than it.
+    """
+    if max_sentences is not None and overlap >= max_sentences:
+        raise ValueError(f"overlap ({overlap}) must be smaller than max_sentences ({max_sentences})")
     hashes = list(hashes) if hashes is not None else [paper_hash(p) for p in papers]
     sentences = [split_sentences(p.abstract) for p in papers]
     titles = [re.sub(r"\s+", " ", p.title).strip() for p in papers]
@@ -182,7 +204,9 @@ def chunk_papers(
                 for piece in _cut_words(sentence, budget, count):
                     units.append(piece)
                     unit_sizes.append(count([piece])[0] - SPECIAL_TOKENS)
-            texts = [f"{title}\n\n{' '.join(g)}" for g in _pack(units, unit_sizes, budget, overlap)]
+            texts = [
+                f"{title}\n\n{' '.join(g)}" for g in _pack(units, unit_sizes, budget, overlap, max_sentences)
+            ]
         chunks = []
         for n, text in enumerate(texts):
             chunk_meta = dict(meta)

@@ -12,7 +12,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rag.errors import RagError
+from pydantic import ValidationError
+
+from rag.errors import ConfigError, RagError
 from rag.settings import Settings
 
 COMMANDS = ["papers", "index", "search", "ask", "eval", "ui"]
@@ -49,7 +51,17 @@ def make_settings(args: argparse.Namespace) -> Settings:
         overrides["home"] = args.home
     if getattr(args, "chroma_url", None):
         overrides["chroma_url"] = args.chroma_url
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid settings ({problems}). Fix the RAG_* environment variable (nested fields use __, "
+            "e.g. RAG_RETRIEVE__K=8) or the command-line option."
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

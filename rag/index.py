@@ -35,8 +35,11 @@ WRITE_BATCH = 512
 
 
 def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
-    if isinstance(sources, Sequence) and not isinstance(sources, str) and sources and all(
-        isinstance(s, Paper) for s in sources
+    if (
+        isinstance(sources, Sequence)
+        and not isinstance(sources, str)
+        and sources
+        and all(isinstance(s, Paper) for s in sources)
     ):
         papers = list(sources)
     else:
@@ -134,6 +137,7 @@ def build_index(
             tokenizer.count,
             max_tokens=min(settings.index.chunk_max_tokens, tokenizer.max_seq_length),
             overlap=settings.index.chunk_overlap_sentences,
+            max_sentences=settings.index.chunk_max_sentences,
             hashes=[hashes[p.id] for p in todo],
         )
         new_chunks = [c for group in grouped for c in group]
@@ -184,6 +188,7 @@ def build_index(
         "schema": SCHEMA_VERSION,
         "embed_model": settings.index.embed_model,
         "chunk_max_tokens": settings.index.chunk_max_tokens,
+        "chunk_max_sentences": settings.index.chunk_max_sentences,
         "chunk_overlap_sentences": settings.index.chunk_overlap_sentences,
         "papers": len(papers),
         "chunks": total_chunks,

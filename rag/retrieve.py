@@ -288,7 +288,7 @@ def _dense(
         else:
             where = index.filter.chroma_where(filters)
             n = math.ceil(n * total / len(allowed))
-    hits = index.store.query(vector, n, where=where)
+    hits = index.store.query(vector, n, where=where, contents=False)
     if allowed is not None:
         hits = [h for h in hits if h.paper_id in allowed]
     best = aggregate_chunks(hits)
@@ -399,7 +399,7 @@ def search(
             Hit(
                 paper=paper,
                 score=round(float(fused[pid]), 6),
-                text=chunk.text if chunk is not None else _paper_text(paper),
+                text=chunk.text if chunk is not None else _paper_text(paper),  # "" until _with_texts
                 chunk_id=chunk.chunk_id if chunk is not None else None,
                 retrievers=list(ranks),
                 ranks=ranks,
@@ -410,6 +410,8 @@ def search(
                 ),
             )
         )
+    reranking = bool(rs.rerank_model) and len(hits) > 1
+    hits = _with_texts(index, hits, max(k, rs.rerank_depth) if reranking else k)
     hits = _rerank(hits, parsed.text, settings)[:k]
 
     note: str | None = None
@@ -443,6 +445,21 @@ def _coverage(index: _Index, text: str, paper_ids: list[str]) -> dict[str, float
     from rag.store import BM25_DIR
 
     return term_coverage(get_lexical_index(index.folder / BM25_DIR), text, paper_ids)
+
+
+def _with_texts(index: _Index, hits: list[Hit], n: int) -> list[Hit]:
+    """The first ``n`` hits with their best chunk's text (read from the store in one call; dense queries
+    return ids and distances only)."""
+    missing = [h.chunk_id for h in hits[:n] if h.chunk_id and not h.text]
+    if not missing:
+        return hits
+    texts = index.store.texts(missing)
+    return [
+        h.model_copy(update={"text": texts.get(h.chunk_id) or _paper_text(h.paper)})
+        if i < n and h.chunk_id and not h.text
+        else h
+        for i, h in enumerate(hits)
+    ]
 
 
 def _paper_text(paper: Paper) -> str:

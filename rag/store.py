@@ -73,6 +73,8 @@ def collection_name(settings: Settings) -> str:
         "chunk_overlap_sentences": settings.index.chunk_overlap_sentences,
         "schema": SCHEMA_VERSION,
     }
+    if settings.index.chunk_max_sentences is not None:  # only when set: existing indexes keep their names
+        shape["chunk_max_sentences"] = settings.index.chunk_max_sentences
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode("utf-8")).hexdigest()[:12]
     return f"{settings.index.collection_prefix}-{digest}"
 
@@ -151,9 +153,7 @@ def read_current(settings: Settings) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise StoreCorruptError(
-            f"{path} is unreadable ({exc}); delete it, then run `rag index`."
-        ) from exc
+        raise StoreCorruptError(f"{path} is unreadable ({exc}); delete it, then run `rag index`.") from exc
     return data if isinstance(data, dict) else None
 
 
@@ -207,8 +207,11 @@ class Store:
                 collection = client.get_or_create_collection(
                     name,
                     embedding_function=ef,
-                    metadata={"hnsw:space": "cosine", "rag_schema": SCHEMA_VERSION,
-                              "embed_model": settings.index.embed_model},
+                    metadata={
+                        "hnsw:space": "cosine",
+                        "rag_schema": SCHEMA_VERSION,
+                        "embed_model": settings.index.embed_model,
+                    },
                 )
             else:
                 collection = client.get_collection(name, embedding_function=ef)
@@ -285,18 +288,26 @@ class Store:
         with self._guard():
             return int(self.collection.count())
 
-    def query(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[StoreHit]:
+    def query(
+        self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None, *, contents: bool = True
+    ) -> list[StoreHit]:
         """The ``n`` nearest chunks to ``embedding`` (cosine distance, smallest first), filtered by
-        ``where`` (a Chroma metadata filter)."""
+        ``where`` (a Chroma metadata filter).
+
+        ``contents=False`` returns ids and distances only (text and metadata empty, the paper id read from the
+        chunk id ``<paper id>#<n>``): reading documents and metadata back is most of a query's cost, so search
+        asks for the few texts it shows afterwards with :meth:`texts`.
+        """
         total = self.count()
         if total == 0 or n <= 0:
             return []
+        include: list[Any] = ["documents", "metadatas", "distances"] if contents else ["distances"]
         with self._guard():
             result = self.collection.query(
                 query_embeddings=[np.asarray(embedding, dtype=np.float32).reshape(-1)],
                 n_results=min(n, total),
                 where=where or None,
-                include=["documents", "metadatas", "distances"],
+                include=include,
             )
         ids = result["ids"][0]
         docs = (result.get("documents") or [[]])[0] or [""] * len(ids)
@@ -312,6 +323,15 @@ class Store:
             )
             for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)
         ]
+
+    def texts(self, chunk_ids: list[str]) -> dict[str, str]:
+        """Chunk id → chunk text, for the ids that exist."""
+        if not chunk_ids:
+            return {}
+        with self._guard():
+            got = self.collection.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents"])
+        docs = got.get("documents") or [""] * len(got["ids"])
+        return {cid: doc or "" for cid, doc in zip(got["ids"], docs, strict=True)}
 
     def papers(self) -> dict[str, Paper]:
         """The indexed papers (from ``papers.jsonl`` beside the collection), by id."""

@@ -128,3 +128,32 @@ def test_real_tokenizer_limits_hold(tokenizer) -> None:  # type: ignore[no-untyp
     assert len(chunks) > 3
     assert max(tokenizer.count([c.text for c in chunks])) <= 64
     assert tokenizer.max_seq_length == 256
+
+
+def test_max_sentences_gives_one_sentence_per_chunk_each_with_the_title() -> None:
+    sentences = ["Alpha beta gamma.", "Delta epsilon.", "Zeta eta theta iota.", "Kappa."]
+    chunks = chunk_paper(make_paper(" ".join(sentences)), words, max_tokens=200, overlap=0, max_sentences=1)
+    assert [c.text for c in chunks] == [f"A Title Here\n\n{s}" for s in sentences]
+    assert [c.id for c in chunks] == ["p1#0", "p1#1", "p1#2", "p1#3"]
+
+
+def test_max_sentences_windows_with_overlap_and_the_token_limit_still_applies() -> None:
+    sentences = [f"Sentence {i} here." for i in range(5)]
+    chunks = chunk_paper(make_paper(" ".join(sentences)), words, max_tokens=200, overlap=1, max_sentences=2)
+    bodies = [c.text.split("\n\n", 1)[1] for c in chunks]
+    assert bodies == [" ".join(sentences[i : i + 2]) for i in range(4)]
+    long = "word " * 60 + "end."
+    cut = chunk_paper(make_paper(long.strip()), words, max_tokens=30, overlap=0, max_sentences=1)
+    assert len(cut) > 1 and all(words([c.text])[0] <= 30 for c in cut)
+
+
+def test_overlap_must_be_smaller_than_max_sentences() -> None:
+    from pydantic import ValidationError
+
+    from rag.settings import IndexSettings
+
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_paper(make_paper("One. Two."), words, overlap=1, max_sentences=1)
+    with pytest.raises(ValidationError, match="chunk_overlap_sentences"):
+        IndexSettings(chunk_max_sentences=2, chunk_overlap_sentences=2)
+    assert IndexSettings(chunk_max_sentences=None, chunk_overlap_sentences=1).chunk_overlap_sentences == 1

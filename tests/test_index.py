@@ -325,3 +325,18 @@ def test_cli_prints_stats(seeded, capsys: pytest.CaptureFixture[str]) -> None:  
     out = capsys.readouterr().out
     assert f"papers     {stats.papers}" in out and "embedded   0" in out
     assert stats.collection in out and str(settings.index_dir / "chroma") in out
+
+
+def test_sentence_level_chunks_from_the_environment(
+    fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's sentence-level setting: one sentence per chunk, in its own collection."""
+    default_name = collection_name(Settings())
+    monkeypatch.setenv("RAG_INDEX__CHUNK_MAX_SENTENCES", "1")
+    monkeypatch.setenv("RAG_INDEX__CHUNK_OVERLAP_SENTENCES", "0")
+    settings = Settings()
+    assert collection_name(settings) != default_name
+    stats = build_index(papers(3), settings)
+    assert stats.chunks == 6  # two sentences per paper
+    got = Store.open(settings).collection.get(ids=["p1#0", "p1#1"], include=["documents"])
+    assert got["documents"] == [f"Title 1\n\nPaper 1 finding {j} is described here." for j in (0, 1)]

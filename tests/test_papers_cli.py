@@ -77,3 +77,17 @@ def test_strict_fails_with_one_clean_error(capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert err.startswith("error: 1 problem(s) while loading")
     assert "daily_bad_footer.txt:19" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    # the second: a sentence cap of 1 with the default overlap of 1 sentence
+    [("RAG_RETRIEVE__K", "abc", "retrieve.k"), ("RAG_INDEX__CHUNK_MAX_SENTENCES", "1", "chunk_overlap")],
+)
+def test_invalid_setting_is_a_clear_error_not_a_traceback(
+    name: str, value: str, field: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(["papers"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid settings (") and field in err and "RAG_" in err

@@ -382,3 +382,20 @@ def test_metadata_questions_select_papers(seeds_settings) -> None:  # type: igno
     oc = search("Which papers are categorized under optimization and control (OC)?", settings=seeds_settings)
     # a selective filter is itself the evidence: good_match although the text scores low
     assert oc.filters.categories == ["OC"] and oc.good_match and {h.paper.category for h in oc} == {"OC"}
+
+
+@pytest.mark.slow
+def test_every_hit_carries_its_best_chunk_text(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    """Dense queries read ids and distances only; the k hits shown get their chunk text afterwards."""
+    from rag.retrieve import _open, search
+
+    hits = search("sharpness-aware minimization and flat minima", k=8, settings=seeds_settings)
+    store = _open(seeds_settings).store
+    with_chunk = [h for h in hits if h.chunk_id]
+    assert with_chunk, "the dense retriever found none of the hits"
+    stored = store.texts([h.chunk_id for h in with_chunk if h.chunk_id])
+    for hit in hits:
+        assert hit.text.startswith(hit.paper.title.split()[0])
+        if hit.chunk_id:
+            assert hit.text == stored[hit.chunk_id] and hit.chunk_id.startswith(hit.paper.id + "#")
+    assert store.texts([]) == {} and store.texts(["no-such-paper#0"]) == {}
