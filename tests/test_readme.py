@@ -10,15 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from netutil import free_port
+from netutil import free_port, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -66,24 +63,12 @@ def test_make_run_serves_the_chat_ui(rag_home: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.time() + 600
-        html = ""
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
-                    html = resp.read().decode("utf-8", "replace")
-                    break
-            except OSError:
-                time.sleep(2)
+        html = wait_for_http(f"http://127.0.0.1:{port}/", proc, 600, interval=2) or ""
         assert proc.poll() is None, f"make run exited early:\n{proc.stdout.read() if proc.stdout else ''}"
         assert "gradio" in html.lower()
         assert (rag_home / "index" / "current.json").exists()  # `rag index` ran into this home
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc, 30, group=True)
 
 
 @pytest.mark.slow

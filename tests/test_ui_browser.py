@@ -12,8 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import ARTIFACTS, PROJECT_ROOT
-from netutil import free_port
+from netutil import free_port, stop, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -69,27 +67,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 180
-        while True:
+        if wait_for_http(url, proc, 180) is None:
+            log.seek(0)
             if proc.poll() is not None:
-                log.seek(0)
                 pytest.fail(f"rag ui exited with {proc.returncode}:\n{log.read()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("rag ui did not start serving within 180 s")
-            time.sleep(0.5)
+            pytest.fail("rag ui did not start serving within 180 s")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 20)
         log.close()
 
 
