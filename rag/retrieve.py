@@ -410,8 +410,8 @@ def search(
                 ),
             )
         )
-    reranking = bool(rs.rerank_model) and len(hits) > 1
-    hits = _with_texts(index, hits, max(k, rs.rerank_depth) if reranking else k)
+    # texts for the hits shown, and for the reranker's head when one is set
+    hits = _with_texts(index, hits, max(k, rs.rerank_depth) if rs.rerank_model else k)
     hits = _rerank(hits, parsed.text, settings)[:k]
 
     note: str | None = None
