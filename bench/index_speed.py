@@ -70,6 +70,25 @@ class HashEmbedder:
         ])
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
+    # late interaction: the real tokenizer's word pieces, a random vector each (rag.late needs these)
+    def token_table(self):  # type: ignore[no-untyped-def]
+        from rag.embed import get_embedder
+
+        return get_embedder().token_table()
+
+    def token_ids(self, texts):  # type: ignore[no-untyped-def]
+        from rag.embed import get_embedder
+
+        return get_embedder().token_ids(texts)
+
+    def encode_with_tokens(self, texts, *, batch_size=None):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        pieces = [np.asarray(ids, dtype=np.int32) for ids in self.token_ids(texts)]
+        tokens = [(ids, rng.standard_normal((len(ids), self.dim), np.float32)) for ids in pieces]
+        return self.encode(texts), tokens
+
 
 def full_size_pass(corpus: Path) -> dict[str, float]:
     """Index the whole corpus with HashEmbedder in its own home; time it and a no-op re-index."""
@@ -83,7 +102,7 @@ def full_size_pass(corpus: Path) -> dict[str, float]:
         stats, wall, _ = timed(lambda: build_index([corpus], settings))
         vectors = HashEmbedder()
         texts = [c.text for c in rag.index.Store.open(settings).all_chunks()]
-        _, hash_wall, _ = timed(lambda: vectors.encode(texts))
+        _, hash_wall, _ = timed(lambda: vectors.encode_with_tokens(texts))  # the stand-in's own cost
     finally:
         rag.index.get_embedder = real  # type: ignore[assignment]
     noop, noop_wall, _ = timed(lambda: build_index([corpus], settings))

@@ -58,7 +58,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, help="RAG home to build into and keep (default: a temp dir).")
     ap.add_argument("--split", default="test", choices=["test", "train"])
-    ap.add_argument("--modes", default="bm25,dense,hybrid")
+    ap.add_argument("--modes", default="bm25,dense,hybrid-2way,hybrid")
     ap.add_argument("--limit", type=int, default=0, help="Only the first N queries (smoke runs).")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "retrieval_scifact.json")
     args = ap.parse_args()
@@ -83,22 +83,31 @@ def main() -> int:
         f"({stats.collection})"
     )
 
+    from rag.store import Store
+
+    store_folder = Store.open(settings).folder
+    late_mb = sum(f.stat().st_size for f in (store_folder / "late").glob("*")) / 1e6
+    print(f"word-piece vectors (late/): {late_mb:.0f} MB")
     queries, qrels = load_split(args.split)
     qids = list(queries)[: args.limit or None]
     results: dict[str, dict[str, float]] = {}
     latency: dict[str, dict[str, float]] = {}
     search("warm-up query about protein folding", k=10, settings=settings)  # loads model, index, BM25
+    two_way = settings.model_copy(deep=True)
+    two_way.retrieve.late_weight = 0.0  # "hybrid-2way": dense + BM25 only, weights rescaled
     for mode in args.modes.split(","):
         run: dict[str, dict[str, float]] = {}
+        how = two_way if mode == "hybrid-2way" else settings
+        real_mode = "hybrid" if mode == "hybrid-2way" else mode
         for qid in qids:
-            hits = search(queries[qid], k=100, settings=settings, mode=mode)
+            hits = search(queries[qid], k=100, settings=how, mode=real_mode)
             run[qid] = {h.paper.id: float(len(hits) - i) for i, h in enumerate(hits)} or {"-": 0.0}
         scores = evaluate(Qrels({q: qrels[q] for q in qids}), Run(run), ["ndcg@10", "recall@100"])
         results[mode] = {m: round(float(v), 4) for m, v in scores.items()}
         times = []
         for qid in qids[:300]:
             t = time.perf_counter()
-            search(queries[qid], k=10, settings=settings, mode=mode)
+            search(queries[qid], k=10, settings=how, mode=real_mode)
             times.append((time.perf_counter() - t) * 1000)
         times.sort()
         latency[mode] = {
@@ -112,7 +121,8 @@ def main() -> int:
     for mode, label in (
         ("bm25", "rag bm25 (bm25s, stemmed, title x2)"),
         ("dense", "rag dense (MiniLM-L6, chunks)"),
-        ("hybrid", "rag hybrid (default)"),
+        ("hybrid-2way", "rag hybrid, dense + BM25 only (late_weight 0)"),
+        ("hybrid", "rag hybrid (default: + late interaction)"),
     ):
         if mode in results:
             r = results[mode]
@@ -136,11 +146,14 @@ def main() -> int:
             "chunks": stats.chunks,
             "build_seconds": round(build_s, 1),
             "embedded": stats.embedded,
+            "late_bytes": sum(f.stat().st_size for f in (store_folder / "late").glob("*")),
         },
         "settings": {
             "fusion": rs.fusion,
             "normalisation": rs.normalisation,
             "dense_weight": rs.dense_weight,
+            "late_weight": rs.late_weight,
+            "late_interaction": settings.index.late_interaction,
             "depth": rs.depth,
             "rrf_k": rs.rrf_k,
             "embed_model": settings.index.embed_model,

@@ -102,6 +102,45 @@ class Embedder:
         """One vector, shape ``(dim,)``."""
         return self.encode([text])[0]
 
+    def encode_with_tokens(
+        self, texts: Sequence[str], *, batch_size: int | None = None
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """Pooled vectors (as :meth:`encode`) and, from the same forward pass, each text's word-piece ids
+        and contextual word-piece vectors (padding removed) for late interaction (:mod:`rag.late`)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        rows = self.model.encode(
+            list(texts), batch_size=batch_size or self.batch_size, show_progress_bar=False, output_value=None
+        )
+        pooled = np.zeros((len(rows), self.dim), dtype=np.float32)
+        tokens: list[tuple[np.ndarray, np.ndarray]] = []
+        for i, row in enumerate(rows):
+            features: Any = row
+            vec = np.asarray(features["sentence_embedding"].float().cpu().numpy(), dtype=np.float32)
+            pooled[i] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+            mask = features["attention_mask"].cpu().numpy().astype(bool)
+            ids = features["input_ids"].cpu().numpy()[mask].astype(np.int32)
+            vecs = np.asarray(features["token_embeddings"].float().cpu().numpy()[mask], dtype=np.float32)
+            tokens.append((ids, vecs))
+        return pooled, tokens
+
+    def encode_query_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pooled vector, word-piece ids, word-piece vectors) of one question, one forward pass."""
+        pooled, tokens = self.encode_with_tokens([text])
+        return pooled[0], tokens[0][0], tokens[0][1]
+
+    def token_table(self) -> tuple[list[str], list[int]]:
+        """The tokenizer's vocabulary (id → piece) and its special-token ids."""
+        tok: Any = self.model.tokenizer
+        vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
+        return [str(v) for v in vocab], [int(i) for i in tok.all_special_ids]
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Word-piece ids per text as the model sees them (special tokens included, truncated)."""
+        tok: Any = self.model.tokenizer
+        enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=self.max_seq_length)
+        return [list(ids) for ids in enc["input_ids"]]
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, special tokens included, no truncation."""
         tok: Any = self.model.tokenizer

@@ -2,8 +2,9 @@
 
 Steps: load the papers → open (or create) the collection → reconcile against what Chroma actually
 holds → chunk and embed only new or changed papers (shortest first, written batch by batch, upserted by
-stable chunk id) → delete chunks of removed papers and left-over chunks of changed ones → rebuild the
-BM25 index when the chunk set changed → write ``papers.jsonl`` and ``manifest.json`` → mark the
+stable chunk id; with late interaction each batch's word-piece vectors go to ``late.parts/``) → delete
+chunks of removed papers and left-over chunks of changed ones → rebuild the BM25 index and ``late/``
+(rag.late) when the chunk set changed → write ``papers.jsonl`` and ``manifest.json`` → mark the
 collection current. A run killed half-way leaves chunks whose content hash or chunk count does not
 match, so the next run re-embeds exactly those papers; nothing is ever duplicated.
 """
@@ -24,6 +25,7 @@ import numpy as np
 from rag.chunk import chunk_papers, paper_hash
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
+from rag.late import LATE_DIR, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
 from rag.store import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, Store, write_atomic
 from rag.types import Chunk, IndexStats, Paper
@@ -105,6 +107,7 @@ def build_index(
     bm25 = folder / BM25_DIR
     count_before = store.count()
 
+    late = settings.index.late_interaction
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
     if (
@@ -112,6 +115,7 @@ def build_index(
         and old_manifest.get("signature") == signature
         and old_manifest.get("chunks") == count_before
         and bm25.is_dir()
+        and (not late or is_current(folder, count_before, settings.index.embed_model))
     ):
         by_paper: dict[str, dict[str, dict[str, Any]]] = {}
         todo: list[Paper] = []
@@ -147,11 +151,19 @@ def build_index(
         order = np.argsort([len(c.text) for c in new_chunks], kind="stable")
         new_chunks = [new_chunks[i] for i in order]
         embedder = get_embedder(settings)
+        parts = PartWriter(folder, embedder) if late else None
         bar = _progress_bar(len(new_chunks), progress)
         try:
             for start in range(0, len(new_chunks), WRITE_BATCH):
                 part = new_chunks[start : start + WRITE_BATCH]
-                vectors = embedder.encode([c.text for c in part], batch_size=settings.index.embed_batch_size)
+                texts = [c.text for c in part]
+                if parts is not None:  # word-piece vectors from the same forward pass
+                    batch = settings.index.embed_batch_size
+                    vectors, tokens = embedder.encode_with_tokens(texts, batch_size=batch)
+                    part_hashes = [str(c.metadata.get("content_hash", "")) for c in part]
+                    parts.add([c.id for c in part], part_hashes, tokens)
+                else:
+                    vectors = embedder.encode(texts, batch_size=settings.index.embed_batch_size)
                 store.upsert(part, vectors)
                 bar.update(len(part))
         finally:
@@ -162,16 +174,27 @@ def build_index(
 
     # BM25 beside the collection, rebuilt only when the chunk set changed.
     folder.mkdir(parents=True, exist_ok=True)
+    rank = {p.id: i for i, p in enumerate(papers)}
+    all_chunks: list[Chunk] | None = None
     if changed or not bm25.is_dir() or old_manifest.get("signature") != signature:
         from rag.lexical import build_lexical_index
 
-        rank = {p.id: i for i, p in enumerate(papers)}
-        chunks = sorted(store.all_chunks(), key=lambda c: (rank.get(c.paper_id, len(rank)), c.n))
+        all_chunks = sorted(store.all_chunks(), key=lambda c: (rank.get(c.paper_id, len(rank)), c.n))
         tmp = folder / (BM25_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        build_lexical_index(chunks, tmp)
+        build_lexical_index(all_chunks, tmp)
         shutil.rmtree(bm25, ignore_errors=True)
         tmp.rename(bm25)
+
+    # Word-piece vectors for late interaction, rebuilt when the chunk set changed (or they are missing).
+    if late and (changed or not is_current(folder, total_chunks, settings.index.embed_model)):
+        if all_chunks is None:
+            all_chunks = store.all_chunks()
+        model = settings.index.embed_model
+        consolidate(folder, all_chunks, get_embedder(settings), [p.id for p in papers], model)
+    elif not late:
+        shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
+        shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
 
     # The records beside the collection, written after the vectors; the manifest last.
     papers_text = "".join(p.model_dump_json() + "\n" for p in papers)
@@ -190,6 +213,7 @@ def build_index(
         "chunk_max_tokens": settings.index.chunk_max_tokens,
         "chunk_max_sentences": settings.index.chunk_max_sentences,
         "chunk_overlap_sentences": settings.index.chunk_overlap_sentences,
+        "late_interaction": late,
         "papers": len(papers),
         "chunks": total_chunks,
         "signature": signature,

@@ -12,10 +12,13 @@ Steps (the recipe and its knobs were tuned on the SciFact train split; see docs/
 2. Dense: the query vector against the chunk vectors in Chroma (``where`` for year/kind/category/source,
    a paper-id allow-list for everything else); chunk hits become paper scores (best chunk).
 3. BM25 over whole papers (:mod:`rag.lexical`), scored for every paper and masked by the same allow-list.
-4. Fusion of the two paper rankings (``settings.retrieve.fusion``: convex combination of normalised scores,
+4. Late interaction (:mod:`rag.late`): the ``late_depth`` best papers of the dense + BM25 fusion are
+   scored by IDF-weighted MaxSim of the question's word-piece vectors (same forward pass as the query
+   vector) against the paper's stored ones.
+5. Fusion of the three paper scores (``settings.retrieve.fusion``: convex combination of normalised scores,
    or reciprocal-rank fusion).
-5. Optional cross-encoder rerank of the top ``rerank_depth`` (:mod:`rag.rerank`).
-6. Relevance in 0..1 from each hit's dense similarity, BM25 score and IDF-weighted term coverage, calibrated
+6. Optional cross-encoder rerank of the top ``rerank_depth`` (:mod:`rag.rerank`).
+7. Relevance in 0..1 from each hit's dense similarity, BM25 score and IDF-weighted term coverage, calibrated
    on the eval set's unanswerable questions; a filter that selects at most ``depth`` papers counts as a match.
 """
 
@@ -106,32 +109,40 @@ def fuse(
     dense_weight: float = 0.5,
     normalisation: str = "minmax",
     rrf_k: float = 60.0,
+    late: Mapping[str, float] | None = None,
+    late_weight: float = 0.0,
 ) -> dict[str, float]:
-    """Fused score per paper id from two {id: score} rankings (higher is better in both).
+    """Fused score per paper id from {id: score} rankings (higher is better in each).
 
-    ``convex``: ``w·norm(dense) + (1-w)·norm(bm25)``, scores normalised over each list; a paper missing from
-    one list gets that list's lowest normalised score. ``rrf``: ``w/(k+rank_dense) + (1-w)/(k+rank_bm25)``.
+    ``convex``: ``(1 − l)·(w·norm(dense) + (1 − w)·norm(bm25)) + l·norm(late)``, scores normalised over each
+    list; a paper missing from a list gets that list's lowest normalised score. ``rrf``: the same weights
+    over ``1/(k + rank)``. ``w`` = ``dense_weight``; ``l`` = ``late_weight``, or 0 without ``late`` scores
+    (then it is the two-way fusion with the same ``w``).
     """
     if method not in FUSIONS:
         raise ConfigError(f"Unknown fusion {method!r}: use one of {', '.join(FUSIONS)}.")
-    w = float(dense_weight)
+    w_late = float(late_weight) if late else 0.0
+    w_dense = float(dense_weight)
+    lists: list[tuple[float, Mapping[str, float]]] = [
+        ((1.0 - w_late) * w_dense, dense),
+        ((1.0 - w_late) * (1.0 - w_dense), bm25),
+    ]
+    if late:
+        lists.append((w_late, late))
     out: dict[str, float] = {}
     if method == "rrf":
-        for weight, scores in ((w, dense), (1 - w, bm25)):
+        for weight, scores in lists:
             for rank, pid in enumerate(sorted(scores, key=lambda p: -scores[p]), start=1):
                 out[pid] = out.get(pid, 0.0) + weight / (rrf_k + rank)
         return out
-    normed: list[dict[str, float]] = []
-    floors: list[float] = []
-    for scores in (dense, bm25):
+    normed: list[tuple[float, dict[str, float], float]] = []
+    for weight, scores in lists:
         ids = list(scores)
         values = _normalise(np.array([scores[i] for i in ids], dtype=np.float64), normalisation)
-        normed.append(dict(zip(ids, values.tolist(), strict=True)))
-        floors.append(float(values.min()) if values.size else 0.0)
+        floor = float(values.min()) if values.size else 0.0
+        normed.append((weight, dict(zip(ids, values.tolist(), strict=True)), floor))
     for pid in set(dense) | set(bm25):
-        d = normed[0].get(pid, floors[0])
-        b = normed[1].get(pid, floors[1])
-        out[pid] = w * d + (1 - w) * b
+        out[pid] = sum(weight * values.get(pid, floor) for weight, values, floor in normed)
     return out
 
 
@@ -223,6 +234,7 @@ class _Index:
     lexicon: AuthorLexicon
     chunks_per_paper: float
     folder: Path
+    warned_no_late: bool = False
 
 
 _INDEXES: dict[tuple[Any, ...], _Index] = {}
@@ -272,11 +284,8 @@ def _open(settings: Settings) -> _Index:
 
 # -------------------------------------------------------------------------------------- retrievers
 def _dense(
-    index: _Index, text: str, settings: Settings, depth: int, allowed: set[str] | None, filters: Filters
+    index: _Index, vector: np.ndarray, depth: int, allowed: set[str] | None, filters: Filters
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    from rag.embed import get_embedder
-
-    vector = get_embedder(settings).encode_query(text)
     total = len(index.papers)
     where: dict[str, Any] | None = None
     n = math.ceil(depth * index.chunks_per_paper) + 5
@@ -294,6 +303,17 @@ def _dense(
     best = aggregate_chunks(hits)
     ranked = sorted(best.items(), key=lambda item: -item[1][0])[: max(depth, len(allowed or ()))]
     return {pid: sim for pid, (sim, _) in ranked}, {pid: hit for pid, (_, hit) in ranked}
+
+
+def _late_index(index: _Index) -> Any:
+    """The index's word-piece vectors (:mod:`rag.late`), or None when it was built without them."""
+    from rag.late import get_late_index
+
+    late = get_late_index(index.folder)
+    if late is None and not index.warned_no_late:
+        index.warned_no_late = True
+        log.info("%s has no word-piece vectors: hybrid search fuses dense + BM25 only", index.folder)
+    return late
 
 
 def _bm25(index: _Index, text: str, depth: int, allowed: set[str] | None) -> dict[str, float]:
@@ -361,18 +381,33 @@ def search(
     dense: dict[str, float] = {}
     chunks: dict[str, Any] = {}
     lexical: dict[str, float] = {}
+    late_index = _late_index(index) if mode == "hybrid" and rs.late_weight > 0 else None
+    pieces: tuple[np.ndarray, np.ndarray] | None = None
     if mode in ("hybrid", "dense"):
-        dense, chunks = _dense(index, parsed.text, settings, depth, allowed, applied)
+        from rag.embed import get_embedder
+
+        embedder = get_embedder(settings)
+        if late_index is not None:  # the question's word-piece vectors come from the same forward pass
+            vector, ids, vecs = embedder.encode_query_with_tokens(parsed.text)
+            pieces = (ids, vecs)
+        else:
+            vector = embedder.encode_query(parsed.text)
+        dense, chunks = _dense(index, vector, depth, allowed, applied)
     lexical = _bm25(index, parsed.text, depth, allowed)  # in dense mode too: it feeds the relevance
     if mode == "hybrid":
-        fused = fuse(
-            dense,
-            lexical,
-            method=rs.fusion,
-            dense_weight=rs.dense_weight,
-            normalisation=rs.normalisation,
-            rrf_k=rs.rrf_k,
-        )
+        knobs: dict[str, Any] = {
+            "method": rs.fusion,
+            "dense_weight": rs.dense_weight,
+            "normalisation": rs.normalisation,
+            "rrf_k": rs.rrf_k,
+            "late_weight": rs.late_weight,
+        }
+        fused = fuse(dense, lexical, **knobs)  # dense + BM25 alone: its head is what late interaction scores
+        if late_index is not None and pieces is not None:
+            head = sorted(fused, key=lambda pid: (-fused[pid], pid))[: max(rs.late_depth, k)]
+            late = late_index.scores(pieces[0], pieces[1], head)
+            if late:
+                fused = fuse(dense, lexical, late=late, **knobs)
     else:
         fused = dict(dense if mode == "dense" else lexical)
     order = sorted(fused, key=lambda pid: (-fused[pid], pid))

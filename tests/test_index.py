@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ class FakeEmbedder:
     def __init__(self, fail_after: int | None = None) -> None:
         self.calls = 0
         self.texts = 0
+        self.token_texts = 0
         self.fail_after = fail_after
 
     def encode(
@@ -46,6 +48,33 @@ class FakeEmbedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    # word pieces: [CLS]=0, [SEP]=1, "."=2, "the"=3 (a stop word), any other word → 4..63
+    VOCAB = ["[CLS]", "[SEP]", ".", "the", *(f"w{i}" for i in range(4, 64))]
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        out = []
+        for text in texts:
+            ids = [0]
+            for word in re.findall(r"\w+|[^\w\s]", text.lower()):
+                digest = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+                ids.append({".": 2, "the": 3}.get(word, 4 + digest % 60))
+            out.append([*ids, 1])
+        return out
+
+    def token_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array(self.token_ids([text])[0], dtype=np.int32)
+        seed = int.from_bytes(hashlib.sha256(("tok" + text).encode()).digest()[:4], "little")
+        return ids, np.random.default_rng(seed).standard_normal((len(ids), self.dim)).astype(np.float32)
+
+    def encode_with_tokens(
+        self, texts: list[str], *, batch_size: int | None = None
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        self.token_texts += len(texts)
+        return self.encode(texts), [self.token_vectors(t) for t in texts]
+
+    def token_table(self) -> tuple[list[str], list[int]]:
+        return list(self.VOCAB), [0, 1]
 
 
 @pytest.fixture
@@ -151,6 +180,85 @@ def test_killed_change_then_reverted_corpus_is_repaired(monkeypatch: pytest.Monk
     assert (stats.embedded, stats.unchanged) == (1, 2)
     now = Store.open(settings).collection.get(ids=ids, include=["embeddings"])["embeddings"]
     assert np.allclose(now, original, atol=1e-6)
+
+
+def assert_late_matches(settings: Settings, embedder: FakeEmbedder) -> None:
+    """``late/`` holds, for exactly the chunks in Chroma, the word-piece vectors of their current text
+    (stop words, punctuation and special pieces dropped), each paper's rows contiguous; no parts left."""
+    from rag.late import LATE_DIR, PARTS_DIR
+
+    store = Store.open(settings)
+    chunks = {c.id: c for c in store.all_chunks()}
+    folder = store.folder / LATE_DIR
+    meta = json.loads((folder / "chunks.json").read_text())
+    assert sorted(row[0] for row in meta["chunks"]) == sorted(chunks)
+    vectors, scales = np.load(folder / "vectors.npy"), np.load(folder / "scales.npy")
+    assert len(vectors) == len(scales) == meta["rows"]
+    seen: list[str] = []
+    for cid, pid, content_hash, start, end in meta["chunks"]:
+        chunk = chunks[cid]
+        assert (pid, content_hash) == (chunk.paper_id, chunk.metadata["content_hash"])
+        if not seen or seen[-1] != pid:
+            assert pid not in seen  # contiguous per paper
+            seen.append(pid)
+        ids, vecs = embedder.token_vectors(chunk.text)
+        keep = ids >= 4  # [CLS], [SEP], "." and the stop word "the" are not stored
+        want = vecs[keep] / np.linalg.norm(vecs[keep], axis=1, keepdims=True)
+        got = vectors[start:end].astype(np.float32) * scales[start:end, None]
+        assert got.shape == want.shape and np.allclose(got, want, atol=0.01)
+    assert not (store.folder / PARTS_DIR).exists()
+
+
+def test_late_vectors_follow_changes_without_re_encoding(fake: FakeEmbedder) -> None:
+    settings = Settings()
+    corpus = papers(4, long={1})
+    first = build_index(corpus, settings)
+    assert fake.token_texts == first.embedded  # one forward pass per chunk, pooled + word pieces
+    assert_late_matches(settings, fake)
+    fake.token_texts = 0
+    changed = corpus[1].model_copy(update={"abstract": "Now a single short sentence about the topic."})
+    stats = build_index([corpus[0], changed, corpus[2], papers(6)[5]], settings)
+    assert stats.embedded == 2 and fake.token_texts == 2  # the unchanged papers' rows were reused
+    assert_late_matches(settings, fake)
+
+
+def test_late_vectors_after_kill_and_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    monkeypatch.setattr(rag.index, "WRITE_BATCH", 4)
+    dying = FakeEmbedder(fail_after=2)
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: dying)
+    corpus = papers(12, long={3})
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, settings)
+    healthy = FakeEmbedder()
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
+    stats = build_index(corpus, settings)
+    assert healthy.token_texts == stats.embedded  # the killed run's word pieces were kept and used
+    assert_late_matches(settings, healthy)
+
+
+def test_late_vectors_rebuilt_when_missing_without_touching_chroma(fake: FakeEmbedder) -> None:
+    import shutil
+
+    settings = Settings()
+    first = build_index(papers(5, long={2}), settings)
+    shutil.rmtree(Store.open(settings).folder / "late")
+    fake.token_texts = 0
+    again = build_index(papers(5, long={2}), settings)
+    assert again.embedded == 0 and fake.token_texts == first.chunks
+    assert_late_matches(settings, fake)
+
+
+def test_late_interaction_off_then_on(fake: FakeEmbedder) -> None:
+    settings = Settings()
+    settings.index.late_interaction = False
+    build_index(papers(3), settings)
+    folder = Store.open(settings).folder
+    assert not (folder / "late").exists() and fake.token_texts == 0
+    settings.index.late_interaction = True
+    stats = build_index(papers(3), settings)
+    assert stats.embedded == 0 and fake.token_texts == stats.chunks
+    assert_late_matches(settings, fake)
 
 
 def test_changed_chunking_uses_a_new_collection_and_readers_notice(fake: FakeEmbedder) -> None:
