@@ -132,16 +132,13 @@ class PartWriter:
             q, scale = quantise(np.concatenate([r for r in rows if len(r)]))
         else:
             q, scale = np.zeros((0, dim), np.int8), np.zeros(0, np.float32)
-        name = self.dir / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"  # names sort by age
-        tmp = name.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            chunk_ids=np.array(list(chunk_ids), dtype=str),
-            hashes=np.array(list(hashes), dtype=str),
-            bounds=np.array(bounds, dtype=np.int64),
-            vectors=q,
-            scales=scale,
-        )
+        name = self.dir / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"  # names sort by age
+        tmp = name.with_name(name.name + ".tmp")
+        tmp.mkdir()
+        np.save(tmp / "vectors.npy", q)
+        np.save(tmp / "scales.npy", scale)
+        meta = {"chunk_ids": list(chunk_ids), "hashes": list(hashes), "bounds": bounds}
+        (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
         tmp.rename(name)
 
 
@@ -190,16 +187,17 @@ def consolidate(
                 found[(cid, h)] = _Source(vecs, scales, int(s), int(e))
     except (OSError, ValueError, KeyError):
         pass
-    parts = sorted((folder / PARTS_DIR).glob("part-*[0-9a-f].npz"))
+    parts = sorted(p for p in (folder / PARTS_DIR).glob("part-*") if not p.name.endswith(".tmp"))
     for part in parts:  # later parts win: a re-embedded chunk replaces the old rows
         try:
-            data = np.load(part)
-            ids, hashes, bounds = data["chunk_ids"], data["hashes"], data["bounds"]
-            vecs, scales = data["vectors"], data["scales"]
+            meta = json.loads((part / META_FILE).read_text(encoding="utf-8"))
+            ids, hashes, bounds = meta["chunk_ids"], meta["hashes"], meta["bounds"]
+            vecs = np.load(part / "vectors.npy", mmap_mode="r")
+            scales = np.load(part / "scales.npy")
         except (OSError, ValueError, KeyError) as exc:
-            log.warning("ignoring unreadable token part %s (%s)", part, exc)
+            log.warning("ignoring unreadable word-piece part %s (%s)", part, exc)
             continue
-        for i, (cid, h) in enumerate(zip(ids.tolist(), hashes.tolist(), strict=True)):
+        for i, (cid, h) in enumerate(zip(ids, hashes, strict=True)):
             found[(cid, h)] = _Source(vecs, scales, int(bounds[i]), int(bounds[i + 1]))
 
     missing = [c for c in ordered if (c.id, str(c.metadata.get("content_hash", ""))) not in found]
@@ -236,8 +234,8 @@ def consolidate(
     np.save(tmp / "scales.npy", out_scales)
     np.save(tmp / "idf.npy", _idf(encoder, ordered, len(vocab)))
     np.save(tmp / "query_skip.npy", query_skip)
-    meta = {"format": FORMAT_VERSION, "model": model_id, "dim": dim, "rows": total, "chunks": rows}
-    (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    done = {"format": FORMAT_VERSION, "model": model_id, "dim": dim, "rows": total, "chunks": rows}
+    (tmp / META_FILE).write_text(json.dumps(done), encoding="utf-8")
     shutil.rmtree(old, ignore_errors=True)
     tmp.rename(old)
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
