@@ -360,6 +360,7 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
     return {
         "embed_model": settings.index.embed_model,
         "chunk_max_tokens": settings.index.chunk_max_tokens,
+        "late_interaction": settings.index.late_interaction,
         "retrieve": settings.retrieve.model_dump(mode="json"),
     }
 
