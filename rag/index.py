@@ -176,10 +176,14 @@ def build_index(
     folder.mkdir(parents=True, exist_ok=True)
     rank = {p.id: i for i, p in enumerate(papers)}
     all_chunks: list[Chunk] | None = None
+
+    def chunks_in_paper_order() -> list[Chunk]:  # read once, for BM25 and for the word pieces
+        return sorted(store.all_chunks(), key=lambda c: (rank.get(c.paper_id, len(rank)), c.paper_id, c.n))
+
     if changed or not bm25.is_dir() or old_manifest.get("signature") != signature:
         from rag.lexical import build_lexical_index
 
-        all_chunks = sorted(store.all_chunks(), key=lambda c: (rank.get(c.paper_id, len(rank)), c.n))
+        all_chunks = chunks_in_paper_order()
         tmp = folder / (BM25_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         build_lexical_index(all_chunks, tmp)
@@ -189,9 +193,8 @@ def build_index(
     # Word-piece vectors for late interaction, rebuilt when the chunk set changed (or they are missing).
     if late and (changed or not is_current(folder, total_chunks, settings.index.embed_model)):
         if all_chunks is None:
-            all_chunks = store.all_chunks()
-        model = settings.index.embed_model
-        consolidate(folder, all_chunks, get_embedder(settings), [p.id for p in papers], model)
+            all_chunks = chunks_in_paper_order()
+        consolidate(folder, all_chunks, get_embedder(settings), settings.index.embed_model)
     elif not late:
         shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
         shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)

@@ -100,11 +100,16 @@ def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scaled.astype(np.int8), scale
 
 
-def _kept(ids: np.ndarray, vecs: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _skipped(ids: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """Per word piece, whether ``skip`` (a bool per vocabulary id) drops it; ids outside it are kept."""
     ids = np.asarray(ids, dtype=np.int64)
-    inside = ids < len(skip)
-    keep = ~np.where(inside, skip[np.minimum(ids, len(skip) - 1)], False)
-    return ids[keep], np.asarray(vecs, dtype=np.float32)[keep]
+    inside = (ids >= 0) & (ids < len(skip))
+    return np.where(inside, skip[np.clip(ids, 0, len(skip) - 1)], False)
+
+
+def _kept(ids: np.ndarray, vecs: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """The rows of ``vecs`` whose word piece ``skip`` keeps."""
+    return np.asarray(vecs, dtype=np.float32)[~_skipped(ids, skip)]
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -124,7 +129,7 @@ class PartWriter:
         rows: list[np.ndarray] = []
         bounds = [0]
         for ids, vecs in tokens:
-            _, kept = _kept(ids, vecs, self.skip)
+            kept = _kept(ids, vecs, self.skip)
             rows.append(kept)
             bounds.append(bounds[-1] + len(kept))
         dim = next((r.shape[1] for r in rows if r.ndim == 2 and r.shape[0]), 0)
@@ -163,18 +168,16 @@ def is_current(folder: Path, chunks: int, model_id: str) -> bool:
     )
 
 
-def consolidate(
-    folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, paper_order: Sequence[str], model_id: str
-) -> int:
-    """Write ``late/`` for exactly ``chunks`` (``rag.types.Chunk`` with ``metadata['content_hash']``), made
-    by the embedding model ``model_id`` (``settings.index.embed_model``).
+def consolidate(folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, model_id: str) -> int:
+    """Write ``late/`` for exactly ``chunks`` (``rag.types.Chunk`` with ``metadata['content_hash']``, each
+    paper's chunks together and in order), made by the embedding model ``model_id``
+    (``settings.index.embed_model``).
 
     Returns how many chunks had to be re-encoded (none were in this run's parts or the previous store).
     """
     vocab, special = encoder.token_table()
     query_skip, paper_skip = skip_masks(vocab, special)
-    rank = {pid: i for i, pid in enumerate(paper_order)}
-    ordered = sorted(chunks, key=lambda c: (rank.get(c.paper_id, len(rank)), c.paper_id, c.n))
+    ordered = list(chunks)
     found: dict[tuple[str, str], _Source] = {}
 
     old = folder / LATE_DIR
@@ -208,7 +211,7 @@ def consolidate(
             part_chunks = missing[start : start + step]
             _, toks = encoder.encode_with_tokens([c.text for c in part_chunks])
             for c, (ids_, vecs_) in zip(part_chunks, toks, strict=True):
-                _, kept = _kept(ids_, vecs_, paper_skip)
+                kept = _kept(ids_, vecs_, paper_skip)
                 q, sc = quantise(kept) if len(kept) else (np.zeros((0, 1), np.int8), np.zeros(0, np.float32))
                 found[(c.id, str(c.metadata.get("content_hash", "")))] = _Source(q, sc, 0, len(q))
 
@@ -289,8 +292,7 @@ class LateIndex:
     def scores(self, ids: np.ndarray, vecs: np.ndarray, paper_ids: Iterable[str]) -> dict[str, float]:
         """IDF-weighted MaxSim of the question's word pieces (``ids``, ``vecs``) for each known paper."""
         ids = np.asarray(ids, dtype=np.int64)
-        inside = (ids >= 0) & (ids < len(self.query_skip))
-        keep = ~np.where(inside, self.query_skip[np.clip(ids, 0, len(self.query_skip) - 1)], False)
+        keep = ~_skipped(ids, self.query_skip)
         if not keep.any():
             return {}
         q = np.asarray(vecs, dtype=np.float32)[keep]

@@ -152,11 +152,13 @@ def test_kill_and_resume_leaves_no_duplicates(monkeypatch: pytest.MonkeyPatch) -
     healthy = FakeEmbedder()
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
     stats = build_index(corpus, settings)
+    assert healthy.token_texts == stats.embedded  # the killed run's word pieces were kept and used
     expected = build_index(corpus, Settings(home=settings.home.parent / "clean")).chunks
     assert stats.chunks == expected == Store.open(settings).count()
     assert 0 < stats.embedded < expected  # only what was missing (or partly written) was embedded
     ids = stored_ids(settings)
     assert len(ids) == len(set(ids)) == expected
+    assert_late_matches(settings, healthy)
     assert build_index(corpus, settings).embedded == 0
 
 
@@ -220,21 +222,6 @@ def test_late_vectors_follow_changes_without_re_encoding(fake: FakeEmbedder) -> 
     stats = build_index([corpus[0], changed, corpus[2], papers(6)[5]], settings)
     assert stats.embedded == 2 and fake.token_texts == 2  # the unchanged papers' rows were reused
     assert_late_matches(settings, fake)
-
-
-def test_late_vectors_after_kill_and_resume(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings()
-    monkeypatch.setattr(rag.index, "WRITE_BATCH", 4)
-    dying = FakeEmbedder(fail_after=2)
-    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: dying)
-    corpus = papers(12, long={3})
-    with pytest.raises(KeyboardInterrupt):
-        build_index(corpus, settings)
-    healthy = FakeEmbedder()
-    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
-    stats = build_index(corpus, settings)
-    assert healthy.token_texts == stats.embedded  # the killed run's word pieces were kept and used
-    assert_late_matches(settings, healthy)
 
 
 def test_late_vectors_rebuilt_when_missing_without_touching_chroma(fake: FakeEmbedder) -> None:

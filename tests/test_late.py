@@ -63,8 +63,7 @@ def _chunk(pid: str, n: int, text: str) -> SimpleNamespace:
 
 
 def _store(tmp_path: Path, encoder: _Encoder, chunks: list[SimpleNamespace]) -> LateIndex:
-    pids = list(dict.fromkeys(c.paper_id for c in chunks))
-    assert consolidate(tmp_path, chunks, encoder, pids, "toy") == len(chunks)  # nothing to reuse: all encoded
+    assert consolidate(tmp_path, chunks, encoder, "toy") == len(chunks)  # nothing to reuse: all encoded
     return LateIndex(tmp_path / "late")
 
 
@@ -104,7 +103,7 @@ def test_reused_rows_need_no_encoder(tmp_path: Path) -> None:
     enc = _Encoder(["alpha", "beta"])
     chunks = [_chunk("a", 0, "alpha"), _chunk("b", 0, "beta")]
     first = _store(tmp_path, enc, chunks)
-    assert consolidate(tmp_path, chunks[:1], enc, ["a"], "toy") == 0  # a's rows come from the old store
+    assert consolidate(tmp_path, chunks[:1], enc, "toy") == 0  # a's rows come from the old store
     again = LateIndex(tmp_path / "late")
     assert set(again.spans) == {"a"} and set(first.spans) == {"a", "b"}
     assert again.scores(*enc.query("alpha"), ["a"])["a"] == pytest.approx(1.0, abs=1e-2)
