@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rag.errors import RagError
 from rag.settings import Settings
-from rag.types import Answer, Chunk, Citation, Filters, Hit, Hits, IndexStats, Paper
+from rag.types import Answer, Chunk, Citation, Filters, Hit, Hits, IndexStats, ListItem, Paper
 
 if TYPE_CHECKING:
     from rag.corpus import load_corpus
@@ -36,6 +36,7 @@ __all__ = [
     "Hit",
     "Hits",
     "IndexStats",
+    "ListItem",
     "Paper",
     "RagError",
     "Settings",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -151,6 +151,7 @@ class Hits(list[Hit]):
         note: str | None = None,
         good_match: bool = True,
         seconds: float = 0.0,
+        total: int | None = None,
     ) -> None:
         super().__init__(hits or [])
         self.query = query
@@ -159,6 +160,8 @@ class Hits(list[Hit]):
         self.note = note
         self.good_match = good_match
         self.seconds = seconds
+        self.total = total
+        """Papers the filter selects when the hits are a filter listing (may exceed ``len(self)``)."""
 
 
 class Citation(Record):
@@ -174,12 +177,36 @@ class Citation(Record):
     )
 
 
+AnswerKind = Literal["fact", "list", "claim"]
+"""The shape of an answer, decided by the pipeline (:mod:`rag.shapes`), never by the model."""
+
+
+class ListItem(Record):
+    """One member of a list answer: a line written by the pipeline, verified by construction."""
+
+    number: int = Field(description="The [n] of this paper in the answer text (same as its Citation).")
+    paper: Paper
+    evidence: str = Field(
+        "", description="The abstract sentence most relevant to the question, verbatim ('' if none)."
+    )
+    line: str = Field(description="The line as shown: [n] Title (First author et al., year) — evidence.")
+
+
 class Answer(Record):
     question: str
+    kind: AnswerKind = Field("fact", description="fact (prose), list (one line per paper) or claim.")
     text: str = Field("", description="The final answer; citations numbered by first appearance.")
     raw_text: str = Field("", description="The model's text as streamed, before citations were checked.")
     citations: list[Citation] = Field(default_factory=list)
     abstained: bool = False
+    extractive: bool = Field(
+        False, description="The text quotes abstract sentences verbatim (the model declined or was unsupported)."
+    )
+    items: list[ListItem] = Field(default_factory=list, description="List answers: the members, in order.")
+    total: int | None = Field(
+        None, description="List answers: how many papers belong to the set (more than len(items) when capped)."
+    )
+    lead: str = Field("", description="List answers: the model's checked lead sentence ('' if none).")
     hits: list[Hit] = Field(default_factory=list)
     filters: Filters = Field(default_factory=Filters)
     model: str = ""
