@@ -172,7 +172,10 @@ def make_answer(
         text="…",
         abstained=abstained,
         hits=list(hits(retrieved)),
-        citations=[Citation(number=n + 1, paper=paper(p), flagged=f) for n, (p, f) in enumerate(cited)],
+        citations=[
+            Citation(number=n + 1, paper=paper(p), flagged=f, evidence=paper(p).title)
+            for n, (p, f) in enumerate(cited)
+        ],
         timings={"total": 2.0},
     )
 
@@ -268,8 +271,8 @@ def test_cli_eval_runs_and_compares(
 
     qfile = tmp_path / "q.jsonl"
     qfile.write_text("\n".join(q.model_dump_json() for q in QUESTIONS) + "\n")
-    monkeypatch.setattr(ev, "_default_search", lambda: FakeSearch())
-    monkeypatch.setattr(ev, "_default_index", lambda: no_index)
+    monkeypatch.setattr(ev.defaults, "default_search", lambda: FakeSearch())
+    monkeypatch.setattr(ev.defaults, "default_index", lambda: no_index)
     out = tmp_path / "results"
     for name in ("a", "b"):
         code = main(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rag.errors import ConfigError
 from rag.settings import Settings
 
 
@@ -18,7 +19,9 @@ def add_parser(sub: Any) -> None:
         help="Evaluate retrieval (default), a BEIR dataset (--beir) or answers (--answers).",
         description="Run the question set through search in each retrieval mode and print Recall@1/5/10, "
         "MRR and nDCG@10 per question kind, the abstention figure on absent questions and the failing "
-        "questions. Results are written to --out as <name>.json and <name>.md.",
+        "questions; with --answers, citation recall/precision, abstention, citation integrity and time per "
+        "question kind and answer shape. Every figure is also given per half of the question set (tune: "
+        "odd ids, held-out: even ids). Results are written to --out as <name>.json and <name>.md.",
     )
     parser.add_argument("--questions", metavar="PATH", help="Question set (default: eval/questions.jsonl).")
     parser.add_argument(
@@ -36,6 +39,13 @@ def add_parser(sub: Any) -> None:
         "--limit", type=int, metavar="N", help="Only the first N questions (or BEIR queries)."
     )
     parser.add_argument("--per-kind", type=int, metavar="N", help="Only the first N questions of each kind.")
+    parser.add_argument(
+        "--half",
+        choices=["all", "tune", "held-out"],
+        default="all",
+        help="Only one half of the question set: tune (odd ids, what calibration may look at) or held-out "
+        "(even ids, only reported). Reports give every figure for both halves either way (default: all).",
+    )
     parser.add_argument("--beir", metavar="PATH", help="Evaluate on a BEIR-format dataset folder instead.")
     parser.add_argument("--split", default="test", help="BEIR qrels split (default: test).")
     parser.add_argument("--answers", action="store_true", help="Run the answer pipeline and score answers.")
@@ -61,18 +71,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _print(ev.compare(a, b))
         return 0
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if args.beir and args.half != "all":
+        raise ConfigError("--half splits the question set; it does not apply to --beir.")
     if args.beir:
         report = ev.run_beir_eval(
             args.beir, split=args.split, modes=modes, settings=settings, limit=args.limit, name=args.name
         )
     else:
-        questions = ev.select(ev.load_questions(args.questions), args.kind, args.limit, args.per_kind)
+        questions = ev.select(
+            ev.load_questions(args.questions), args.kind, args.limit, args.per_kind, half=args.half
+        )
         if args.answers:
             report = ev.run_answer_eval(
-                questions, model=args.model, settings=settings, name=args.name, progress=_progress
+                questions, model=args.model, settings=settings, name=args.name, progress=_progress,
+                half=args.half,
             )
         else:
-            report = ev.run_retrieval_eval(questions, modes=modes, settings=settings, name=args.name)
+            report = ev.run_retrieval_eval(
+                questions, modes=modes, settings=settings, name=args.name, half=args.half
+            )
     _print(ev.to_markdown(report))
     if report.task == "retrieval":
         text = ev.failures(report)
@@ -100,5 +117,7 @@ def _head_failures(text: str, n: int) -> list[str]:
 
 
 def _progress(n: int, total: int, result: Any) -> None:
-    state = "abstained" if result.abstained else f"{len(result.cited)} citations"
+    from rag.evaluation import shape_of
+
+    state = "abstained" if result.abstained else f"{shape_of(result)}, {len(result.cited)} citations"
     sys.stderr.write(f"[{n}/{total}] {result.id} {state} ({result.seconds:.1f} s)\n")
