@@ -1,12 +1,15 @@
 """`build_index`: sync one RAG_HOME's index to exactly the given sources.
 
-Steps: load the papers → open (or create) the collection → reconcile against what Chroma actually
-holds → chunk and embed only new or changed papers (shortest first, written batch by batch, upserted by
-stable chunk id; with late interaction each batch's word-piece vectors go to ``late.parts/``) → delete
-chunks of removed papers and left-over chunks of changed ones → rebuild the BM25 index and ``late/``
-(rag.late) when the chunk set changed → write ``papers.jsonl`` and ``manifest.json`` → mark the
-collection current. A run killed half-way leaves chunks whose content hash or chunk count does not
-match, so the next run re-embeds exactly those papers; nothing is ever duplicated.
+Steps: load the papers → open (or create) this home's corpus's collection (rag.store: one collection per
+corpus; a home whose previous collection differs by name only has its vectors copied over, not
+re-embedded) → reconcile against what Chroma actually holds → chunk and embed only new or changed papers
+(shortest first, written batch by batch, upserted by stable chunk id; with late interaction each batch's
+word-piece vectors go to ``late.parts/``) → delete chunks of removed papers and left-over chunks of
+changed ones → rebuild the BM25 index and ``late/`` (rag.late) when the chunk set changed → write
+``papers.jsonl`` and ``manifest.json`` → mark the collection current. A run killed half-way leaves chunks
+whose content hash or chunk count does not match, so the next run re-embeds exactly those papers; nothing
+is ever duplicated. Nothing is written to or deleted from a collection whose metadata names another
+corpus (``Store.assert_owned``).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def build_index(
     started = time.perf_counter()
     papers = _load_papers(sources, settings)
     store = Store.open(settings, create=True)  # fails before anything is written locally
+    adopted = store.adopt_previous()  # same vectors under a new name (an upgrade, a new corpus name)
     hashes = {p.id: paper_hash(p) for p in papers}
     signature = _signature(papers, hashes)
     folder = store.folder
@@ -111,7 +115,8 @@ def build_index(
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
     if (
-        old_manifest.get("complete") is True
+        not adopted  # copied vectors are reconciled chunk by chunk, whatever the moved manifest says
+        and old_manifest.get("complete") is True
         and old_manifest.get("signature") == signature
         and old_manifest.get("chunks") == count_before
         and bm25.is_dir()
@@ -168,6 +173,9 @@ def build_index(
                 bar.update(len(part))
         finally:
             bar.close()
+    if stale:
+        store.assert_owned()  # never delete from another corpus's collection
+        _warn_foreign(removed_papers, old_manifest, store)
     store.delete(stale)
     changed = bool(new_chunks or stale)
     total_chunks = store.count() if changed else count_before
@@ -211,6 +219,7 @@ def build_index(
     manifest = {
         "complete": True,
         "collection": store.collection_name,
+        "corpus": None if store.legacy else store.corpus,
         "schema": SCHEMA_VERSION,
         "embed_model": settings.index.embed_model,
         "chunk_max_tokens": settings.index.chunk_max_tokens,
@@ -242,6 +251,26 @@ def build_index(
         seconds=round(time.perf_counter() - started, 3),
         collection=store.collection_name,
     )
+
+
+def _warn_foreign(removed: list[str], old_manifest: dict[str, Any], store: Store) -> None:
+    """Say so when this run removes papers this home did not index: another home of the same corpus name
+    indexed them (the collection is shared; homes sharing a corpus should index the same sources)."""
+    known = set(old_manifest.get("paper_hashes") or {})
+    foreign = [pid for pid in removed if pid not in known]
+    if foreign and (store.folder / PAPERS_FILE).is_file():  # the last complete run's papers (no manifest
+        with (store.folder / PAPERS_FILE).open(encoding="utf-8") as fh:  # after a killed run)
+            known = {json.loads(line).get("id") for line in fh if line.strip()}
+        foreign = [pid for pid in foreign if pid not in known]
+    if foreign and not store.legacy:
+        log.warning(
+            "removing %d paper(s) this home did not index (e.g. %s) from corpus %r's collection %s: another "
+            "home with this corpus name indexed them; homes that share a corpus name share its papers",
+            len(foreign),
+            foreign[0],
+            store.corpus,
+            store.collection_name,
+        )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

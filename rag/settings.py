@@ -8,9 +8,10 @@ Settings are passed in explicitly (``settings=``); nothing reads a global.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,12 +61,35 @@ class IndexSettings(_Section):
         1, ge=0, description="Sentences repeated between consecutive chunks (less than chunk_max_sentences)."
     )
     collection_prefix: str = Field("papers", description="Prefix of the Chroma collection name.")
+    corpus_name: str | None = Field(
+        None,
+        description="This home's corpus: its Chroma collection is <prefix>-<corpus>-<hash of model and "
+        "chunking>, so homes with different corpus names never touch each other's vectors on a shared "
+        "server, and homes given the same name share one collection on purpose. Unset: the name the home "
+        "recorded at its first `rag index` (index/corpus.json: its folder name and a hash of host and "
+        "path). Letters, digits, '.', '_', '-'; at most 40 characters.",
+    )
     late_interaction: bool = Field(
         True,
         description="Keep each chunk's word-piece vectors (from the same forward pass, int8, beside the "
         "collection) so search can score candidates by MaxSim (rag.late); False saves the disk space "
         "(dimension + 4 bytes per kept word piece) and search fuses dense + BM25 only.",
     )
+
+    @field_validator("corpus_name")
+    @classmethod
+    def _corpus_name_ok(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and (
+            len(value) > 40
+            or ".." in value
+            or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?", value)
+        ):
+            raise ValueError(
+                f"corpus name {value!r}: use at most 40 letters, digits, '.', '_' or '-', starting and "
+                "ending with a letter or digit (it becomes part of a Chroma collection name)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> IndexSettings:

@@ -301,7 +301,7 @@ def test_corrupt_chroma_directory(fake: FakeEmbedder) -> None:
     chroma = settings.index_dir / "chroma"
     chroma.mkdir(parents=True)
     (chroma / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreCorruptError, match="delete") as info:
+    with pytest.raises(StoreCorruptError, match="Move it away") as info:
         build_index(papers(2), settings)
     assert str(chroma) in str(info.value)
 
@@ -323,7 +323,7 @@ def test_foreign_sqlite_database(fake: FakeEmbedder) -> None:
     with sqlite3.connect(chroma / "chroma.sqlite3") as db:
         db.execute("create table collections (x text)")
         db.execute("insert into collections values ('not chroma')")
-    with pytest.raises(StoreCorruptError, match="delete"):
+    with pytest.raises(StoreCorruptError, match="Move it away"):
         build_index(papers(2), settings)
 
 

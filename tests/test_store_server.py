@@ -13,9 +13,9 @@ import pytest
 from netutil import free_port, stop, wait_for_http
 
 from rag.index import build_index
-from rag.settings import Settings
-from rag.store import Store
-from rag.types import IndexStats
+from rag.settings import IndexSettings, Settings
+from rag.store import CORPUS_KEY, Store
+from rag.types import IndexStats, Paper
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -95,3 +95,79 @@ def test_embedded_reader_does_not_open_the_server_index(indexed: tuple[Settings,
     settings, _ = indexed
     with pytest.raises(IndexMissingError, match="rag index"):
         Store.open(Settings(home=settings.home))
+
+
+# ------------------------------------------------------------------ several homes on one server
+
+
+def small_corpora() -> tuple[list[Paper], list[Paper]]:
+    from rag.corpus import load_corpus
+
+    papers = [p for p in load_corpus() if p.has_abstract]
+    return papers[:6], papers[6:12]
+
+
+def assert_searches_own_papers(settings: Settings, own: list[Paper]) -> None:
+    """Each paper's title finds it first, with a dense hit and relevance above 0, and only ``own`` papers."""
+    from rag.retrieve import search
+
+    ids = {p.id for p in own}
+    for paper in own[:3]:
+        hits = search(paper.title, k=5, settings=settings)
+        assert hits[0].paper.id == paper.id
+        assert "dense" in hits[0].retrievers and (hits[0].relevance or 0) > 0
+        assert {h.paper.id for h in hits} <= ids
+
+
+def test_two_corpora_on_one_server_do_not_touch_each_other(server: str, tmp_path: Path) -> None:
+    """Issue 13: indexing home B used to delete home A's vectors (`removed 208`), leaving A with BM25-only
+    hits at relevance 0.00."""
+    ours, theirs = small_corpora()
+    a = Settings(home=tmp_path / "a", chroma_url=server)
+    b = Settings(home=tmp_path / "b", chroma_url=server)
+    sa = build_index(ours, a)
+    sb = build_index(theirs, b)
+    assert sb.removed == 0 and sb.embedded == sb.chunks and sb.collection != sa.collection
+    assert Store.open(a).count() == sa.chunks  # A's vectors are all there
+    assert_searches_own_papers(a, ours)
+    assert_searches_own_papers(b, theirs)
+    again = build_index(ours, a)
+    assert (again.embedded, again.unchanged, again.removed) == (0, len(ours), 0)
+
+
+def test_homes_with_one_corpus_name_share_its_collection(server: str, tmp_path: Path) -> None:
+    ours, _ = small_corpora()
+    lab = IndexSettings(corpus_name="shared-lab")
+    a = Settings(home=tmp_path / "a", chroma_url=server, index=lab)
+    b = Settings(home=tmp_path / "b", chroma_url=server, index=lab)
+    sa = build_index(ours, a)
+    sb = build_index(ours, b)
+    assert sb.collection == sa.collection and sb.collection.startswith("papers-shared-lab-")
+    assert (sb.embedded, sb.unchanged) == (0, len(ours))  # the vectors A wrote serve B
+    assert_searches_own_papers(b, ours)
+    assert Store.open(a).collection.metadata[CORPUS_KEY] == "shared-lab"
+
+
+def test_server_index_from_before_corpus_names_moves_without_re_embedding(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_corpus_name import make_legacy
+
+    import rag.index
+
+    ours, theirs = small_corpora()
+    a = Settings(home=tmp_path / "a", chroma_url=server)
+    first = build_index(ours, a)
+    legacy = make_legacy(a)  # as indexed before corpus names: papers-<hash>, shared by every such home
+    assert_searches_own_papers(a, ours)  # still readable before re-indexing
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: pytest.fail("embedder loaded"))
+    moved = build_index(ours, a)
+    assert (moved.embedded, moved.unchanged, moved.chunks) == (0, len(ours), first.chunks)
+    assert moved.collection != legacy and CORPUS_KEY in Store.open(a).collection.metadata
+    monkeypatch.undo()
+    names = [c.name for c in Store.open(a).client.list_collections()]
+    assert legacy in names  # left on the server: other pre-corpus homes may still read it
+    assert_searches_own_papers(a, ours)
+    b = Settings(home=tmp_path / "b", chroma_url=server)
+    build_index(theirs, b)
+    assert_searches_own_papers(a, ours)
