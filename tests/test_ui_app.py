@@ -4,15 +4,17 @@ driven with a scripted answer stream (no models, no browser)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from ui_fakes import PAPERS, FakeStream
+from ui_fakes import CAP_LINE, LEAD, PAPERS, FakeStream, list_item
 
 from rag.settings import Settings
-from rag.types import Answer, Citation, Filters, Hit
+from rag.types import Answer, Citation, Filters, Hit, Hits
 from ui import render
 from ui.app import EXAMPLES, RagUI, build_filters, create_app, example_questions, source_choices
+from ui.controls import EXAMPLES as CONTROL_EXAMPLES
 
 EVIL = PAPERS[2]
 
@@ -80,6 +82,9 @@ def test_hits_panel_numbers_papers_by_rank_while_streaming() -> None:
     assert html.index("[1]") < html.index(PAPERS[0].title) < html.index("[2]") < html.index(PAPERS[1].title)
     assert "Filter applied: author: Chao" in html and "author read from the question" in html
     assert "No paper matches" in render.render_hits([], None)
+    assert "Retrieved 2 papers" in html
+    listing = Hits(hits, total=27)  # a filter listing capped at the hits shown
+    assert "Retrieved 2 of 27 papers" in render.render_hits(listing, None)
 
 
 def test_answer_panel_lists_citations_in_order_and_uncited_hits() -> None:
@@ -128,6 +133,119 @@ def test_source_choices_count_every_page() -> None:
     assert choices["003_018b3c99b71c7c41.txt"].endswith("(1 papers)")
 
 
+def test_examples_include_list_questions() -> None:
+    assert EXAMPLES is CONTROL_EXAMPLES  # ui.app re-exports the controls
+    assert any(q.startswith("Which papers study jailbreaking") for q in EXAMPLES)  # a topic list
+    assert any("Andriushchenko" in q for q in EXAMPLES)  # a list defined by its filter
+    assert any(q.startswith("How many papers") for q in EXAMPLES)  # a count
+
+
+# --- answer shapes in the chat: lists linked to the cards, quotations -----------------------------------
+
+def list_answer(question: str = "Which papers study jailbreaking?", *, lead: str = LEAD, capped: bool = False,
+                papers: list | None = None) -> Answer:
+    items = [list_item(n, p) for n, p in enumerate(papers or PAPERS, 1)]
+    lines = ([lead] if lead else []) + [i.line for i in items] + ([CAP_LINE] if capped else [])
+    return Answer(
+        question=question, kind="list", text="\n".join(lines), lead=lead, items=items,
+        total=14 if capped else len(items),
+        citations=[Citation(number=i.number, paper=i.paper, evidence=i.evidence) for i in items],
+        hits=[Hit(paper=p, score=1.0) for p in PAPERS], model="m",
+    )
+
+
+def test_citations_link_to_their_cards() -> None:
+    assert render.cite_link(2) == "[\\[2\\]](#rag-cite-2)"
+    text = render.link_citations("A [1] and B [2], not [7].", {1, 2})
+    assert text == "A [\\[1\\]](#rag-cite-1) and B [\\[2\\]](#rag-cite-2), not [7]."
+    assert render.link_citations("escaped \\[1\\]", {1}) == "escaped [\\[1\\]](#rag-cite-1)"
+    fact = Answer(question="q", text="JailbreakBench is open [1].", model="m",
+                  citations=[Citation(number=1, paper=PAPERS[0])])
+    assert render.chat_text(fact).startswith("JailbreakBench is open [\\[1\\]](#rag-cite-1).")
+
+
+def test_list_answer_renders_as_a_list_whose_items_link_to_their_cards() -> None:
+    ans = list_answer()
+    md = render.chat_text(ans)
+    lines = md.splitlines()
+    assert lines[0] == "JailbreakBench is one of them [\\[1\\]](#rag-cite-1)."  # the lead, above the list
+    items = [line for line in lines if line.startswith("- ")]
+    assert len(items) == 3
+    for n, line in enumerate(items, 1):
+        assert line.startswith(f"- [\\[{n}\\]](#rag-cite-{n}) ")
+    assert "**JailbreakBench: An Open Robustness Benchmark" in items[0]
+    assert "*Jailbreak attacks cause large language models to generate harmful content.*" in items[0]
+    assert "\\(Chao et al., 2024\\)" in items[0]
+    # untrusted titles stay text: Markdown and HTML are escaped
+    assert not re.search(r"(?<!\\)<", items[2]) and "\\<img" in items[2] and "\\<b\\>kiddie" in items[2]
+    # every linked number has its card in the sources panel
+    panel = render.render_answer(ans)
+    for n in (1, 2, 3):
+        assert f'id="rag-cite-{n}"' in panel
+    assert "Papers in the list (3)" in panel
+    assert "Also retrieved" not in panel  # every hit is in the list
+    longer = ans.model_copy(update={"hits": [*ans.hits, Hit(paper=PAPERS[0].model_copy(update={"id": "x"}),
+                                                          score=0.1)]})
+    assert "Also retrieved, not in the list (1)" in render.render_answer(longer)
+    assert "3 listed / 3 retrieved" in md
+
+
+def test_urls_in_paper_text_stay_verbatim() -> None:
+    text = "Code: https://github.com/tml-epfl/sharpness-vs-generalization. See (www.x_y.org)."
+    assert render.md_escape(text) == (
+        "Code: `https://github.com/tml-epfl/sharpness-vs-generalization`. See \\(`www.x_y.org`\\)."
+    )
+    assert render.md_escape("a_b <i>") == "a\\_b \\<i\\>"
+
+
+def test_capped_list_shows_how_many_more() -> None:
+    ans = list_answer(lead="", capped=True, papers=PAPERS[:2])
+    md = render.chat_text(ans)
+    body = md.split("<sub>")[0].strip()
+    assert body.splitlines()[0].startswith("- [\\[1\\]](#rag-cite-1)")  # no lead: the list comes first
+    assert body.endswith("*… and 12 more — narrow the filter \\(e.g. a year or an author\\).*")
+    assert "2 listed of 14 / 3 retrieved" in md
+    assert "Papers in the list (2 of 14)" in render.render_answer(ans)
+
+
+def test_how_many_gets_the_count_line() -> None:
+    ans = list_answer("How many papers did Andriushchenko publish?", lead="", papers=PAPERS[:2])
+    assert render.chat_text(ans).startswith("**2 papers.**\n\n- [\\[1\\]]")
+    capped = list_answer("how many papers are there?", lead="", capped=True, papers=PAPERS[:2])
+    assert render.chat_text(capped).startswith("**14 papers.**")
+    said = list_answer("How many papers study SAM?", lead="Two papers study it [1][2].", papers=PAPERS[:2])
+    assert "**2 papers.**" not in render.chat_text(said)  # the lead already gives the count
+
+
+def test_list_items_come_from_items_when_the_text_lacks_them() -> None:
+    ans = list_answer(lead="")
+    ans = ans.model_copy(update={"text": "Papers:"})
+    md = render.chat_text(ans)
+    assert md.startswith("Papers:\n\n- [\\[1\\]](#rag-cite-1)") and md.count("\n- [") == 3
+
+
+def test_extractive_answer_is_a_quotation_with_an_honest_note() -> None:
+    quote = "We introduce JailbreakBench, an open-sourced benchmark with an evolving repository of attacks."
+    ans = Answer(question="What does JailbreakBench provide?", text=f"“{quote}” [1]", extractive=True,
+                 citations=[Citation(number=1, paper=PAPERS[0], evidence=quote)], model="m",
+                 hits=[Hit(paper=PAPERS[0], score=1.0)])
+    md = render.chat_text(ans)
+    note, quoted = md.split("\n\n")[:2]
+    assert "Quoted from the abstracts" in note and "could not be verified" in note
+    assert quoted.startswith("> “We introduce JailbreakBench") and quoted.endswith("” [\\[1\\]](#rag-cite-1)")
+    assert "quoted" in md.split("<sub>")[-1]
+    assert "Quoted paper (1)" in render.render_answer(ans)
+
+
+def test_streamed_list_lines_show_as_list_items_before_the_lead() -> None:
+    streamed = f"{list_item(1, PAPERS[0]).line}\n{list_item(2, PAPERS[1]).line}\nThe lead"
+    md = render.chat_partial(streamed)
+    lines = md.splitlines()
+    assert lines[0].startswith("- \\[1\\] JailbreakBench") and lines[1].startswith("- \\[2\\] Sharpness")
+    assert lines[2:] == ["", "The lead"]  # a paragraph after the list, not part of its last item
+    assert render.chat_partial("Plain model text [1] so far") == "Plain model text [1] so far"
+
+
 # --- the chat handler with a scripted stream -----------------------------------------------------------
 
 @pytest.fixture
@@ -146,7 +264,8 @@ def test_respond_streams_then_shows_final_text_and_cards(ui: RagUI, fake: FakeSt
     assert box == ""
     assert chat[0] == {"role": "user", "content": "Which paper introduces JailbreakBench?"}
     assert chat[1]["role"] == "assistant"
-    assert chat[1]["content"].startswith("JailbreakBench is the answer [1]. It is open [1].")
+    link = "[\\[1\\]](#rag-cite-1)"  # each [n] links to the card with the same number
+    assert chat[1]["content"].startswith(f"JailbreakBench is the answer {link}. It is open {link}.")
     assert "filter: years: 2023" in chat[1]["content"]
     assert "[1]" in panel and PAPERS[0].title in panel
     # streaming: some intermediate step showed partial raw text, and the hits panel came before the end
@@ -239,3 +358,23 @@ def test_rag_ui_command_passes_flags_to_launch(monkeypatch: pytest.MonkeyPatch) 
     assert seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["model"] == "openai/x"
     assert seen["preload"] is False and seen["concurrency"] is None
     assert main(["ui", "--concurrency", "0"]) == 2  # a clean one-line error, not a traceback
+
+
+def test_respond_streams_a_list_then_links_its_items_to_the_cards(ui: RagUI) -> None:
+    steps = run_chat(ui, "Which papers study jailbreaking?", model="fake/list")
+    _, chat, panel, history = steps[-1]
+    partial = [s[1][1]["content"] for s in steps[1:-1]]
+    assert any(p.startswith("- \\[1\\] JailbreakBench") and "JailbreakBench is one" not in p for p in partial)
+    final = chat[1]["content"]
+    lead, first_item = final.split("\n\n")[:2]
+    assert lead == "JailbreakBench is one of them [\\[1\\]](#rag-cite-1)."
+    assert first_item.startswith("- [\\[1\\]](#rag-cite-1) ")
+    for n in re.findall(r"\(#rag-cite-(\d+)\)", final):
+        assert f'id="rag-cite-{n}"' in panel
+    assert history[0][1].startswith(LEAD)
+
+
+def test_respond_shows_an_extractive_answer_as_a_quotation(ui: RagUI) -> None:
+    _, chat, panel, _ = run_chat(ui, "What does JailbreakBench provide?", model="fake/extractive")[-1]
+    assert "Quoted from the abstracts" in chat[1]["content"] and "\n> “" in chat[1]["content"]
+    assert 'id="rag-cite-1"' in panel and "Quoted paper (1)" in panel

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rag.errors import QueryError
-from rag.types import Answer, Citation, Filters, Hit, Hits, Paper
+from rag.types import Answer, Citation, Filters, Hit, Hits, ListItem, Paper
 
 PAPERS = [
     Paper(
@@ -47,6 +47,9 @@ class FakeStream:
     - ``fake/model-error``: hits, then an Answer with ``error`` set (as the pipeline reports a failed call)
     - ``fake/raise``: raises a RagError after the hits
     - ``fake/crash``: raises a plain RuntimeError before anything
+    - ``fake/list``: a list answer over the hits (the list lines stream first, then the lead sentence)
+    - ``fake/list-capped``: the same list capped at 2 items of 14 papers, no lead sentence
+    - ``fake/extractive``: the model declined; the answer quotes the top hit's abstract
     - anything else: a cited answer whose first sentence cites the top hit
     """
 
@@ -88,7 +91,18 @@ class FakeStream:
                 error="openai/does-not-exist: no API key; set OPENAI_API_KEY or pick the local model.",
             )
             return
+        if model.startswith("fake/list"):
+            yield from list_stream(question, hits, filters, model, capped=model == "fake/list-capped")
+            return
         top = hits[0].paper
+        if model == "fake/extractive":
+            quote = top.abstract.split(". ")[-1]
+            yield Answer(
+                question=question, text=f"“{quote}” [1]", raw_text="I cannot answer this.", extractive=True,
+                citations=[Citation(number=1, paper=top, evidence=quote, support=0.9)],
+                hits=hits, filters=filters, model=model,
+            )
+            return
         raw = f"{top.title.split(':')[0]} is the answer [{top.id}]. It is open [{top.id}]."
         for word in raw.split(" "):
             yield word + " "
@@ -106,3 +120,36 @@ class FakeStream:
             filters=filters,
             model=model,
         )
+
+
+LEAD = "JailbreakBench is one of them [1]."
+CAP_LINE = "… and 12 more — narrow the filter (e.g. a year or an author)."
+
+
+def list_item(number: int, paper: Paper) -> ListItem:
+    """The pipeline's line for one member of a list: [n] Title (First author et al., year) — evidence."""
+    evidence = paper.abstract.split(". ")[0].rstrip(".") + "."
+    first = paper.authors[0].split()[-1] if paper.authors else "unknown"
+    who = f"{first} et al." if len(paper.authors) > 1 or paper.authors_truncated else first
+    line = f"[{number}] {paper.title} ({who}, {paper.year}) — {evidence}"
+    return ListItem(number=number, paper=paper, evidence=evidence, line=line)
+
+
+def list_stream(
+    question: str, hits: list[Hit], filters: Filters, model: str, *, capped: bool = False
+) -> Iterator[str | Answer]:
+    """A list answer as the pipeline streams it: each list line, then the lead's deltas, then the Answer."""
+    papers = [h.paper for h in hits][: 2 if capped else None]
+    items = [list_item(n, p) for n, p in enumerate(papers, 1)]
+    for item in items:
+        yield item.line + "\n"
+    lead = "" if capped else LEAD
+    for word in lead.split(" ") if lead else []:
+        yield word + " "
+    lines = ([lead] if lead else []) + [i.line for i in items] + ([CAP_LINE] if capped else [])
+    yield Answer(
+        question=question, kind="list", text="\n".join(lines), raw_text=lead, lead=lead, items=items,
+        total=14 if capped else len(items),
+        citations=[Citation(number=i.number, paper=i.paper, evidence=i.evidence, support=1.0) for i in items],
+        hits=hits, filters=filters, model=model,
+    )

@@ -11,12 +11,9 @@ the theme uses system fonts, and nothing is fetched from outside the server.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,10 +23,22 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from rag.errors import ConfigError, RagError  # noqa: E402
-from rag.settings import DEFAULT_LOCAL_MODEL, PROJECT_ROOT, Settings  # noqa: E402
+from rag.errors import RagError  # noqa: E402
+from rag.settings import DEFAULT_LOCAL_MODEL, Settings  # noqa: E402
 from rag.types import Answer, Filters, Hits, Paper  # noqa: E402
 from ui import render  # noqa: E402
+from ui.controls import (  # noqa: E402  (re-exported: part of ui.app's interface)
+    EXAMPLES,
+    build_filters,
+    example_questions,
+    load_papers,
+    source_choices,
+)
+
+__all__ = [
+    "EXAMPLES", "RagUI", "build_filters", "create_app", "example_questions", "launch", "source_choices",
+    "theme",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,87 +50,9 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Robo
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 MAX_K = 20
 
-EXAMPLES = (
-    "Which papers study grokking?",
-    "How many assessment questions from EPFL STEM courses can GPT-4 answer correctly?",
-    "What has been written about the Lion optimizer?",
-    "Can rephrasing a harmful request as a question about how people did it in the past get around an "
-    "LLM's refusal?",
-    "What did Clément Hongler publish in 2021?",
-)
-"""Example questions: questions of the eval set (eval/questions.jsonl) whose answering papers it lists."""
-
-
 def theme() -> gr.themes.Base:
     """The default Gradio look with system fonts only (no font files or stylesheets fetched)."""
     return gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-
-
-def example_questions(path: Path | None = None, wanted: Sequence[str] = EXAMPLES) -> list[str]:
-    """The ``wanted`` questions that the eval set lists with their answering papers, in order.
-
-    Falls back to ``wanted`` as is when the eval set is missing (an installed package without eval/).
-    """
-    path = path or PROJECT_ROOT / "eval" / "questions.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return list(wanted)
-    answerable: set[str] = set()
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and row.get("expected") and isinstance(row.get("question"), str):
-            answerable.add(row["question"].strip())
-    return [q for q in wanted if q in answerable]
-
-
-def _load_papers(settings: Settings) -> list[Paper]:
-    try:
-        from rag.corpus import load_corpus
-
-        return list(load_corpus(settings=settings))
-    except (ImportError, RagError, OSError) as exc:
-        log.warning("Could not load the corpus for the filter choices: %s", exc)
-        return []
-
-
-def source_choices(papers: Sequence[Paper]) -> list[tuple[str, str]]:
-    """(label, value) pairs for the source-page filter: each page with its paper count."""
-    counts: Counter[str] = Counter()
-    for p in papers:
-        for s in p.sources or [p.source]:
-            counts[s] += 1
-    return [(f"{s} ({n} papers)", s) for s, n in sorted(counts.items())]
-
-
-def _year(value: str | float | None, name: str) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        raise ConfigError(f"{name} must be a year such as 2023, not {value!r}.") from None
-
-
-def build_filters(
-    year_min: str | float | None,
-    year_max: str | float | None,
-    author: str | None,
-    sources: Sequence[str] | str | None,
-) -> Filters:
-    """The API's Filters from the UI controls; empty controls do not filter."""
-    authors = [a.strip() for a in re.split(r"[;,]", author or "") if a.strip()]
-    if isinstance(sources, str):
-        sources = [sources] if sources.strip() else []
-    return Filters(
-        authors=authors,
-        year_min=_year(year_min, "Year from"),
-        year_max=_year(year_max, "Year to"),
-        sources=[s for s in sources or [] if s],
-    )
 
 
 def _clean_model(model: str | None) -> str | None:
@@ -243,7 +174,7 @@ class RagUI:
                     yield "", _copy(chat), panel, history
                 elif isinstance(item, str):
                     streamed += item
-                    chat[-1]["content"] = streamed
+                    chat[-1]["content"] = render.chat_partial(streamed)
                     yield "", _copy(chat), panel, history
             if final is None:
                 raise RuntimeError("the answer stream ended without an answer")
@@ -320,7 +251,7 @@ def create_app(
     """
     settings = settings or Settings()
     ui = RagUI(settings, answer_fn)
-    papers = list(papers) if papers is not None else _load_papers(settings)
+    papers = list(papers) if papers is not None else load_papers(settings)
     years = sorted({p.year for p in papers if p.year is not None})
     default_model = settings.llm.model
     model_choices = list(dict.fromkeys([default_model, DEFAULT_LOCAL_MODEL]))

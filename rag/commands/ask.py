@@ -1,14 +1,18 @@
 """`rag ask "question"`: stream an answer, then a numbered reference list of the papers it cites.
 
 On a terminal the model's text appears as it is generated and is replaced by the checked text when the
-answer is complete (citations verified and renumbered); piped output gets the checked text only. A model
-failure prints the error line, then the papers that were retrieved, and exits with status 2.
+answer is complete (citations verified and renumbered); piped output gets the checked text only. The shape
+is the pipeline's (``Answer.kind``): a list answer prints its lines, one ``[n] Title (author, year) —
+evidence`` per paper, no reference list (each line names its paper); an extractive answer (the model's own
+text could not be verified) is marked as quoted from the abstracts. A model failure prints the error line,
+then the papers that were retrieved, and exits with status 2. ``--json`` prints the whole ``Answer``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -85,13 +89,57 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {final.error}", file=sys.stderr)
         _papers(out, final, "Retrieved papers")
         return EXIT_ERROR
-    out.print(escape(final.text))
-    if final.abstained:
-        _papers(out, final, "Nearest papers")
-    else:
+    if final.kind == "list" and final.items and not final.abstained:
+        _list(out, final)  # each line names its paper: no reference list
+    elif final.extractive and not final.abstained:
+        _quotes(out, final)
         _references(out, final)
+    else:
+        out.print(escape(final.text))
+        if final.abstained:
+            _papers(out, final, "Nearest papers")
+        else:
+            _references(out, final)
     _footer(out, final)
     return 0
+
+
+_LIST_LINE = re.compile(r"\[(\d+)\]\s")
+_HOW_MANY = re.compile(r"^\W*how\s+many\b", re.IGNORECASE)
+
+
+def _list(out: Any, final: Any) -> None:
+    """A list answer: its text line by line (lead, one line per paper, the cap line), and for "how many"
+    questions the count first unless the text gives it."""
+    from rich.markup import escape
+
+    numbers = {i.number for i in final.items}
+    lines = [line.strip() for line in final.text.splitlines() if line.strip()]
+    is_item = [bool((m := _LIST_LINE.match(line)) and int(m.group(1)) in numbers) for line in lines]
+    if not any(is_item):  # the text does not carry the item lines: print the items themselves
+        lines, is_item = [i.line for i in final.items], [True] * len(final.items)
+    count = final.total if final.total is not None else len(final.items)
+    said = " ".join(line for line, item in zip(lines, is_item, strict=True) if not item)
+    if _HOW_MANY.search(final.question) and not re.search(rf"\b{count}\b", said):
+        out.print(f"[bold]{count} paper{'s' if count != 1 else ''}.[/]")
+    for line, item in zip(lines, is_item, strict=True):
+        if item:
+            n, rest = line.split(" ", 1)
+            out.print(f"[bold]{escape(n)}[/] {escape(rest)}")
+        elif line.startswith("…") or "narrow the filter" in line:
+            out.print(f"[yellow]{escape(line)}[/]")
+        else:
+            out.print(escape(line))
+
+
+def _quotes(out: Any, final: Any) -> None:
+    """An extractive answer: marked as quotations, each line behind a '> ' bar."""
+    from rich.markup import escape
+
+    out.print("[yellow]Quoted from the abstracts: the model's own answer could not be verified.[/]")
+    for line in final.text.splitlines():
+        if line.strip():
+            out.print(f"[dim]>[/] [italic]{escape(line.strip())}[/]")
 
 
 def _meta(paper: Any) -> str:
@@ -138,6 +186,9 @@ def _papers(out: Any, final: Any, heading: str, limit: int = 5) -> None:
 def _footer(out: Any, final: Any) -> None:
     t = final.timings
     parts = [final.model]
+    if final.kind == "list" and final.items:
+        total = final.total if final.total is not None else len(final.items)
+        parts.append(f"{len(final.items)} of {total} papers listed")
     if final.prompt_tokens:
         parts.append(f"{final.prompt_tokens} prompt tokens")
     if "first_token" in t:
