@@ -7,7 +7,8 @@ Builds the seeds index (skipped when it is already up to date), loads the models
 and the local LLM; loading is reported apart, not counted per answer), then answers typical seed questions
 through ``rag.answer_stream`` and records per answer: retrieval seconds, time to first token (from the
 question), model seconds, total seconds, prompt and completion tokens, abstained, the cited paper ids.
-Goals: time to first token ≤ 5 s, total ≤ 15 s on 2 cores. On a shared machine wall time mostly measures
+Five fact and five list questions. Goals: time to first token ≤ 5 s, first list line ≤ 1.5 s, total ≤ 15 s on
+2 cores. On a shared machine wall time mostly measures
 the other work, so the process's CPU seconds (user+sys, all threads) to the first token and in total are
 recorded too: on 2 otherwise idle cores, wall time ≈ CPU seconds / 2 for the model part (llama.cpp keeps
 both cores busy). The 1-minute load average before each answer is recorded as well.
@@ -45,6 +46,13 @@ QUESTIONS = [
     ("Is there a time asymmetry in how language models predict the next versus the previous token?", None),
     ("What does TempSamp-R1 improve in video LLMs?", None),
 ]
+LIST_QUESTIONS = [
+    ("Which papers study jailbreaking attacks on large language models?", None),
+    ("What did Maksym Andriushchenko publish in 2024?", None),
+    ("Which papers study the edge of stability in gradient descent?", None),
+    ("How many papers did Nicolas Flammarion co-author in 2023?", None),
+    ("Which papers analyse sharpness-aware minimization?", None),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--home", type=Path, help="Data home for the index (default: a temp folder).")
     parser.add_argument("--model", help="Model id (default: settings.llm.model, the local model).")
-    parser.add_argument("--limit", type=int, default=len(QUESTIONS), help="Questions to ask.")
+    parser.add_argument("--limit", type=int, default=len(QUESTIONS), help="Questions of each shape to ask.")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results" / "answer_speed.json")
     args = parser.parse_args(argv)
 
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"index: {stats.papers} papers in {index_s:.1f} s; models loaded in {load_s:.1f} s", flush=True)
 
     rows = []
-    for question, expected in QUESTIONS[: args.limit]:
+    for question, expected in QUESTIONS[: args.limit] + LIST_QUESTIONS[: args.limit]:
         load_before = os.getloadavg()[0]
         final: Answer | None = None
         cpu0 = time.process_time()
@@ -92,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "question": question,
             "retrieve_s": t.get("retrieve"),
+            "kind": final.kind,
+            "extractive": final.extractive,
+            "first_item_s": t.get("first_item"),
             "first_token_s": t.get("first_token"),
             "generate_s": t.get("generate"),
             "total_s": t.get("total"),
@@ -111,26 +122,33 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows.append(row)
         ft = row["first_token_s"]
+        fi = row["first_item_s"]
         print(
-            f"- first token {ft if ft is None else round(ft, 1)} s ({row['cpu_s_to_first_token']} CPU-s), "
+            f"- [{final.kind}] first list line {fi if fi is None else round(fi, 2)} s, "
+            f"first token {ft if ft is None else round(ft, 1)} s ({row['cpu_s_to_first_token']} CPU-s), "
             f"total {row['total_s']:.1f} s ({row['cpu_s_total']} CPU-s), "
             f"{row['prompt_tokens']} prompt + {row['completion_tokens']} completion tokens, "
             f"load {load_before:.1f}: {question}\n    → {final.text!r}",
             flush=True,
         )
 
-    def med(key: str) -> float | None:
-        values = [r[key] for r in rows if r[key] is not None]
+    def med(key: str, kind: str | None = None) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None and (kind is None or r["kind"] == kind)]
         return round(statistics.median(values), 2) if values else None
 
     summary = {
         "median_first_token_s": med("first_token_s"),
         "median_total_s": med("total_s"),
+        "fact_median_first_token_s": med("first_token_s", "fact"),
+        "fact_median_total_s": med("total_s", "fact"),
+        "list_median_first_item_s": med("first_item_s", "list"),
+        "list_max_first_item_s": max((r["first_item_s"] for r in rows if r["first_item_s"]), default=None),
+        "list_median_total_s": med("total_s", "list"),
         "median_cpu_s_to_first_token": med("cpu_s_to_first_token"),
         "median_cpu_s_total": med("cpu_s_total"),
         "median_prompt_tokens": med("prompt_tokens"),
         "median_completion_tokens": med("completion_tokens"),
-        "goals": {"first_token_s": 5.0, "total_s": 15.0},
+        "goals": {"first_token_s": 5.0, "total_s": 15.0, "first_list_line_s": 1.5},
     }
     result = {
         "model": args.model or settings.llm.model,
@@ -147,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
     print(
-        f"\nmedian time to first token {summary['median_first_token_s']} s (goal ≤ 5), "
+        f"\nfact answers: median first token {summary['fact_median_first_token_s']} s, total "
+        f"{summary['fact_median_total_s']} s; list answers: median first line "
+        f"{summary['list_median_first_item_s']} s "
+        f"(max {summary['list_max_first_item_s']}, goal ≤ 1.5), total {summary['list_median_total_s']} s\n"
+        f"median time to first token {summary['median_first_token_s']} s (goal ≤ 5), "
         f"median total {summary['median_total_s']} s (goal ≤ 15), "
         f"median prompt {summary['median_prompt_tokens']} tokens; CPU-s to first token "
         f"{summary['median_cpu_s_to_first_token']}, CPU-s total {summary['median_cpu_s_total']}; "

@@ -19,21 +19,45 @@ they are left out of the prompt and never count as evidence.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from rag.chunk import split_sentences
-from rag.types import Citation, Paper, fold
+from rag.naming import is_dangling, mentions, parenthetical, reference_name
+from rag.support import (
+    DENSE_WEIGHT,
+    Encode,
+    Support,
+    SupportChecker,
+    content_words,
+    looks_like_instruction,
+    units_of,
+)
+from rag.types import Citation, fold
+
+__all__ = [
+    "ADD",
+    "CANNOT_ANSWER",
+    "DENSE_WEIGHT",
+    "MARGIN",
+    "RELATED",
+    "SUPPORTED",
+    "Checked",
+    "Encode",
+    "Support",
+    "SupportChecker",
+    "check_citations",
+    "content_words",
+    "looks_like_instruction",
+    "parse_keys",
+    "says_cannot_answer",
+    "strip_keys",
+    "units_of",
+    "with_keys",
+]
 
 CANNOT_ANSWER = "The corpus does not answer this question."
 """The one phrase for "the retrieved abstracts do not answer this"; the model is told to reply with it."""
-
-Encode = Callable[[Sequence[str]], np.ndarray]
-"""Texts → L2-normalised vectors (``rag.embed.Embedder.encode``)."""
 
 # Support thresholds on the combined score (0..1): see docs/answers.md for how they were chosen.
 SUPPORTED = 0.62
@@ -44,60 +68,10 @@ ADD = 0.7
 """An uncited sentence gets a citation added when one abstract supports it at least this well."""
 MARGIN = 0.05
 """A citation is re-pointed only to an abstract that scores this much better than the cited one."""
-DENSE_WEIGHT = 0.5
-"""Weight of the embedding cosine in the combined score (the rest is content-word overlap)."""
-
 KEY_RE = re.compile(r"\[\s*((?:P(?:aper)?\s*)?\d+(?:\s*[,;]\s*(?:P(?:aper)?\s*)?\d+)*)\s*\]", re.IGNORECASE)
 """A citation group: ``[1]``, ``[1, 3]``, ``[P2]``, ``[Paper 2]``."""
 _KEY_NUM = re.compile(r"\d+")
 _END_PUNCT = re.compile(r"([.!?:;]+[\"')\]]*)$")
-
-_INJECTION = re.compile(
-    r"\b(ignore|disregard|forget|override)\b[^.]{0,40}\b(previous|prior|above|earlier|all|any|other|the)\b"
-    r"[^.]{0,30}\b(instructions?|prompts?|rules|context|guidelines)\b"
-    r"|\bsystem prompt\b|\byou are now\b|\bnew instructions?\b"
-    r"|\b(respond|reply|answer|output|say|print|write)\s+(only|exactly)\b"
-    r"|\b(respond|reply|answer|output|say|print|write)\s+(with\s+)?(the\s+)?(word|phrase|string)\b"
-    r"|\b(respond|reply|say|print)\s+(with\s+)?[\"'“]"
-    r"|\balways cite\b|\bcite (only |this paper|paper|\[)",
-    re.IGNORECASE,
-)
-
-_STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers him his how i if in into is it its itself just me more most my no nor
-    not now of off on once only or other our ours out over own paper papers same she should so some such
-    than that the their theirs them then there these they this those through to too under until up very
-    was we were what when where which while who whom why will with would you your yours via using use
-    used based show shows shown propose proposes proposed present presents study studies work approach
-    method methods new result results also however thus within without across introduce introduces
-    introduced colleagues colleague coauthors authors author researchers team et al""".split()
-)
-
-
-@functools.lru_cache(maxsize=1)
-def _stemmer() -> object | None:
-    try:
-        import Stemmer
-
-        return Stemmer.Stemmer("english")
-    except ImportError:  # pragma: no cover - PyStemmer is a dependency
-        return None
-
-
-def content_words(text: str) -> set[str]:
-    """Stemmed, lower-cased content words (stop words and one-letter tokens dropped)."""
-    words = [w for w in re.findall(r"[a-z0-9]+", fold(text)) if w not in _STOPWORDS and len(w) > 1]
-    stemmer = _stemmer()
-    if stemmer is not None:
-        words = stemmer.stemWords(words)  # type: ignore[attr-defined]
-    return set(words)
-
-
-def looks_like_instruction(sentence: str) -> bool:
-    """True for sentences that address the reader as a model ("ignore previous instructions …")."""
-    return bool(_INJECTION.search(sentence))
 
 
 def says_cannot_answer(text: str) -> bool:
@@ -124,115 +98,6 @@ def strip_keys(text: str) -> str:
     out = KEY_RE.sub("", text)
     out = re.sub(r"\s+([.,;:!?])", r"\1", out)
     return re.sub(r"[ \t]{2,}", " ", out).strip()
-
-
-LONG_SENTENCE = 35
-"""Sentences longer than this (in words) are split at semicolons into separately ranked clauses."""
-
-
-def _clauses(sentence: str) -> list[str]:
-    if len(sentence.split()) <= LONG_SENTENCE:
-        return [sentence]
-    parts = [p.strip() for p in re.split(r";\s+(?:and\s+)?", sentence) if p.strip()]
-    return parts if len(parts) > 1 else [sentence]
-
-
-def units_of(paper: Paper) -> list[str]:
-    """What a paper can be cited for: its title and each abstract sentence (long ones cut into clauses),
-    leaving out instruction-like sentences."""
-    sentences = [c for s in split_sentences(paper.abstract) for c in _clauses(s)]
-    return [paper.title, *[s for s in sentences if not looks_like_instruction(s)]]
-
-
-def _metadata_words(paper: Paper) -> set[str]:
-    words = content_words(" ".join(paper.authors))
-    if paper.year is not None:
-        words.add(str(paper.year))
-    return words
-
-
-@dataclass
-class Support:
-    """How well one paper supports one sentence."""
-
-    score: float
-    evidence: str
-    dense: float = 0.0
-    lexical: float = 0.0
-
-
-class SupportChecker:
-    """Scores answer sentences against a fixed list of retrieved papers.
-
-    Embeds each paper's title and abstract sentences once (when ``encode`` is given; without it the
-    score is content-word overlap alone). ``pipeline`` also uses it to pick the sentences of each
-    abstract that are most relevant to the question.
-    """
-
-    def __init__(self, papers: Sequence[Paper], encode: Encode | None = None) -> None:
-        self.papers = list(papers)
-        self.encode = encode
-        self.units = [units_of(p) for p in self.papers]
-        self.unit_words = [[content_words(u) for u in units] for units in self.units]
-        # what a paper supports lexically: its title and abstract words, plus its metadata (author names,
-        # year), so "Chao and colleagues proposed JailbreakBench [1]" is supported by that paper's record
-        self.paper_words = [
-            (set().union(*words) if words else set()) | _metadata_words(p)
-            for p, words in zip(self.papers, self.unit_words, strict=True)
-        ]
-        self.title_words = [content_words(p.title) for p in self.papers]
-        self.vectors: list[np.ndarray] | None = None
-        if encode is not None:
-            flat = [u for units in self.units for u in units]
-            matrix = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 1), np.float32)
-            self.vectors, start = [], 0
-            for units in self.units:
-                self.vectors.append(matrix[start : start + len(units)])
-                start += len(units)
-
-    def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
-        if self.encode is None or not texts:
-            return None
-        return np.asarray(self.encode(list(texts)), dtype=np.float32)
-
-    def unit_relevance(self, query: str) -> list[np.ndarray]:
-        """Per paper, the relevance of each unit (title first) to ``query``, 0..1."""
-        vec = self._embed([query])
-        qwords = content_words(query)
-        out = []
-        for i, words in enumerate(self.unit_words):
-            lex = np.array([len(qwords & w) / len(qwords) if qwords else 0.0 for w in words], np.float32)
-            if vec is not None and self.vectors is not None:
-                dense = np.clip(self.vectors[i] @ vec[0], 0.0, 1.0)
-                out.append(DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * lex)
-            else:
-                out.append(lex)
-        return out
-
-    def score_all(self, sentences: Sequence[str]) -> list[list[Support]]:
-        """``result[s][p]``: how well paper ``p`` supports sentence ``s``."""
-        vecs = self._embed(sentences)
-        result: list[list[Support]] = []
-        for s_i, sentence in enumerate(sentences):
-            words = content_words(sentence)
-            row = []
-            for p_i, units in enumerate(self.units):
-                lexical = len(words & self.paper_words[p_i]) / len(words) if words else 0.0
-                unit_lex = np.array(
-                    [len(words & w) / len(words) if words else 0.0 for w in self.unit_words[p_i]], np.float32
-                )
-                if vecs is not None and self.vectors is not None and len(units):
-                    sims = np.clip(self.vectors[p_i] @ vecs[s_i], 0.0, 1.0)
-                    dense = float(sims.max())
-                    score = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * lexical
-                    best = int(np.argmax(sims + unit_lex))
-                else:
-                    dense, score = 0.0, lexical
-                    best = int(np.argmax(unit_lex)) if len(units) else 0
-                evidence = units[best] if units else ""
-                row.append(Support(round(float(score), 4), evidence, round(dense, 4), round(lexical, 4)))
-            result.append(row)
-        return result
 
 
 @dataclass
@@ -264,6 +129,31 @@ class Checked:
     """Citations removed because no retrieved paper relates to their sentence."""
 
 
+PLACE = "§"
+"""Stands in a sentence where the model used a key as a noun ("introduced in [1]"): the cited paper's name
+goes there once the citation is checked, or the sentence is dropped when no citation survives."""
+_NOUN_BEFORE = re.compile(
+    r"(?:^|\b(?:in|by|from|of|see|to|and|study|paper|work|article|authors|cf\.|e\.g\.,?|like|as|than))\s*$",
+    re.IGNORECASE,
+)
+
+
+def _mark_noun_keys(sentence: str) -> str:
+    """Replace key groups used as nouns ("The study by [1] found", "[2] shows") with :data:`PLACE`."""
+    out: list[str] = []
+    last = 0
+    for m in KEY_RE.finditer(sentence):
+        before = sentence[last : m.start()]
+        prefix = "".join(out) + before
+        if _NOUN_BEFORE.search(prefix):
+            out.append(before + f"{PLACE}{m.group(0)}")
+        else:
+            out.append(before + m.group(0))
+        last = m.end()
+    out.append(sentence[last:])
+    return "".join(out)
+
+
 def _split_answer(text: str) -> list[list[_Sentence]]:
     """Lines of sentences, each with the key numbers it carries (keys after a full stop move inside)."""
     text = re.sub(r"([.!?])((?:\s*" + KEY_RE.pattern + r")+)", r"\2\1", text, flags=re.IGNORECASE)
@@ -275,7 +165,8 @@ def _split_answer(text: str) -> list[list[_Sentence]]:
         indent = re.match(r"\s*(?:[-*•]|\d+[.)])?\s*", line)
         prefix = indent.group(0) if indent else ""
         body = line[len(prefix) :]
-        sentences = [_Sentence(strip_keys(s), parse_keys(s)) for s in split_sentences(body)]
+        marked = [_mark_noun_keys(s) for s in split_sentences(body)]
+        sentences = [_Sentence(strip_keys(s), parse_keys(s)) for s in marked]
         sentences = [s for s in sentences if s.text or s.keys]
         if sentences and prefix.strip():
             sentences[0].text = prefix.strip() + " " + sentences[0].text
@@ -297,8 +188,14 @@ def check_citations(
     related: float = RELATED,
     add: float = ADD,
     margin: float = MARGIN,
+    name: bool = False,
 ) -> Checked:
     """Verify the model's citations in ``raw``.
+
+    A key the model used as a noun ("introduced in [1]") is replaced by the name of the paper the check
+    settles on, and a sentence that would be left without its subject is dropped. With ``name``, the first
+    mention of each cited paper also names it (short title or first author + year) unless the sentence
+    already does.
 
     ``keys`` maps each key number shown to the model to the index of its paper in ``checker.papers``;
     any other key is dropped. Papers in ``checker`` without a key (retrieved but not in the prompt) can
@@ -343,18 +240,16 @@ def check_citations(
         if not sentence.uses and not cited and best is not None and row[best].score >= add:
             sentence.uses.append(_Use(best, row[best], added=True))
 
-    # A citation of the same paper that is fine elsewhere need not stay flagged here; keep per-use flags.
+    removed += _settle_sentences(sentences, checker)
     numbers: dict[int, int] = {}
     for sentence in sentences:
         for use in sentence.uses:
             numbers.setdefault(use.paper, len(numbers) + 1)
 
+    already_named: set[int] = set()
     out_lines = []
     for line in lines:
-        parts = []
-        for sentence in line:
-            nums = [numbers[u.paper] for u in sentence.uses]
-            parts.append(_with_keys(sentence.text, nums))
+        parts = [_render(s, numbers, checker, already_named if name else None) for s in line if s.text]
         out_lines.append(" ".join(p for p in parts if p))
     text = "\n".join(out_lines).strip()
     text = re.sub(r"\n{3,}", "\n\n", text)
@@ -372,8 +267,9 @@ def check_citations(
                     support=use.support.score,
                     added=use.added,
                 )
-            if sentence.text not in cit.sentences:
-                cit.sentences.append(sentence.text)
+            plain = re.sub(_INLINE + r"\d+" + _INLINE, "", sentence.text).replace("  ", " ")
+            if plain not in cit.sentences:
+                cit.sentences.append(plain)
             if use.support.score < cit.support or (use.flagged and not cit.flagged):
                 cit.evidence, cit.support = use.support.evidence, use.support.score
             cit.repaired = cit.repaired or use.repaired
@@ -387,10 +283,57 @@ def check_citations(
     )
 
 
-def _with_keys(sentence: str, numbers: list[int]) -> str:
+def _settle_sentences(sentences: list[_Sentence], checker: SupportChecker) -> int:
+    """Put the settled paper's name where a key stood as a noun; drop sentences left without a subject.
+
+    Returns how many sentences were dropped. A dropped sentence keeps no citation.
+    """
+    dropped = 0
+    for sentence in sentences:
+        if PLACE in sentence.text:
+            inline = [u.paper for u in sentence.uses]
+            text = sentence.text
+            for p in inline:
+                if PLACE not in text:
+                    break
+                text = text.replace(PLACE, f"{reference_name(checker.papers[p])} {_INLINE}{p}{_INLINE}", 1)
+            sentence.text = re.sub(r"\s*" + PLACE + r"\s*", " ", text).strip()
+            sentence.text = re.sub(r"\s+([.,;:!?])", r"\1", sentence.text)
+        plain = re.sub(_INLINE + r"\d+" + _INLINE, "", sentence.text)
+        if sentence.text and (
+            is_dangling(plain) or (sentence.keys and not _is_content(plain) and not sentence.uses)
+        ):
+            sentence.text, sentence.uses = "", []
+            dropped += 1
+    return dropped
+
+
+_INLINE = "\x00"
+
+
+def _render(
+    sentence: _Sentence, numbers: dict[int, int], checker: SupportChecker, named: set[int] | None
+) -> str:
+    """A settled sentence with its keys renumbered; with ``named``, first mentions get the paper's name."""
+    text = re.sub(_INLINE + r"(\d+)" + _INLINE, lambda m: f"[{numbers[int(m.group(1))]}]", sentence.text)
+    inline = {int(m) for m in re.findall(_INLINE + r"(\d+)" + _INLINE, sentence.text)}
+    trailing = [u.paper for u in sentence.uses if u.paper not in inline]
+    names: list[str] = []
+    if named is not None:
+        named.update(inline)
+        for p in trailing:
+            if p not in named and not mentions(text, checker.papers[p]):
+                names.append(parenthetical(checker.papers[p]))
+            named.add(p)
+    return with_keys(text, [numbers[p] for p in trailing], names)
+
+
+def with_keys(sentence: str, numbers: list[int], names: list[str] | None = None) -> str:
     if not numbers:
         return sentence
     keys = "".join(f"[{n}]" for n in numbers)
+    if names:
+        keys = " ".join(names) + " " + keys
     match = _END_PUNCT.search(sentence)
     if match:
         return f"{sentence[: match.start()].rstrip()} {keys}{match.group(1)}"

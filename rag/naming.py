@@ -58,7 +58,7 @@ def family_name(author: str) -> str:
 
 
 def author_year(paper: Paper) -> str:
-    """"Andriushchenko et al., 2024" / "Jacot and Hongler, 2019" / "Jacot, 2019"; the title's name when the
+    """ "Andriushchenko et al., 2024" / "Jacot and Hongler, 2019" / "Jacot, 2019"; the title's name when the
     paper has no authors."""
     names = [family_name(a) for a in paper.authors]
     if not names:
@@ -86,7 +86,8 @@ def reference_name(paper: Paper) -> str:
 
 
 def parenthetical(paper: Paper) -> str:
-    """How the text names a paper after a claim: "(TempSamp-R1; Chen et al., 2025)" or "(Chen et al., 2025)"."""
+    """How the text names a paper after a claim: "(TempSamp-R1; Chen et al., 2025)" or "(Chen et al.,
+    2025)"."""
     short = short_title(paper)
     if short and paper.authors:
         return f"({short}; {author_year(paper)})"

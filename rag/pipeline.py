@@ -18,40 +18,47 @@ match the model is not called at all and the answer is :data:`~rag.cite.CANNOT_A
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from rag.cite import CANNOT_ANSWER, Encode, SupportChecker, check_citations, says_cannot_answer
+from rag.chunk import split_sentences
+from rag.cite import (
+    CANNOT_ANSWER,
+    Encode,
+    SupportChecker,
+    check_citations,
+    content_words,
+    says_cannot_answer,
+    strip_keys,
+    with_keys,
+)
+from rag.context import History, build_contexts, build_messages, retrieval_query
 from rag.errors import EmbeddingModelError, QueryError, RagError
-from rag.prompts import ANSWER_SYSTEM, ANSWER_USER, render
+from rag.naming import is_dangling
+from rag.prompts import LIST_LEAD_SYSTEM, LIST_LEAD_USER, render
 from rag.settings import Settings
-from rag.types import Answer, Filters, Hits
+from rag.shapes import (
+    LIST_CAP,
+    cap_line,
+    count_line,
+    decide,
+    extractive,
+    is_filter_listing,
+    item_citations,
+    lead_items,
+    list_items,
+    list_text,
+    members,
+    wants_count,
+)
+from rag.types import Answer, AnswerKind, Filters, Hits
 
 if TYPE_CHECKING:
     from rag.llm import Completion
 
 log = logging.getLogger(__name__)
-
-History = Sequence[tuple[str, str]]
-"""Earlier turns of a chat: ``(question, answer text)`` pairs, oldest first."""
-
-MAX_SENTENCE_WORDS = 40
-"""Abstract sentences longer than this are cut (with …) in the prompt."""
-CONTEXT_TOKENS = 420
-"""Budget (estimated tokens, a conservative estimate) for the abstracts in the prompt. On five seed questions
-the whole prompt measured 434–532 Qwen tokens with it, 557–740 without (4 papers × 3 sentences)."""
-
-_FOLLOW_UP = re.compile(
-    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|same|above|previous|former|latter|"
-    r"the (paper|papers|method|approach|benchmark|model|authors?|work))\b",
-    re.IGNORECASE,
-)
-
 
 # ---- seams: the heavy collaborators, looked up at call time so tests can replace them -------------------
 
@@ -81,115 +88,35 @@ def _encoder(settings: Settings) -> Encode | None:
         return None
 
 
-# ---- prompt ----------------------------------------------------------------------------------------------
+# ---- the step --------------------------------------------------------------------------------------------
 
 
 @dataclass
-class Context:
-    """One paper as the model sees it."""
+class _Run:
+    """What one answer has gathered so far: the fields every Answer carries, and the clock."""
 
-    key: int
-    title: str
-    year: int | None
-    text: str
+    question: str
+    hits: Hits
+    model_id: str
+    kind: AnswerKind
+    started: float
+    timings: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
 
+    def done(self, **fields: Any) -> Answer:
+        self.timings["total"] = round(perf_counter() - self.started, 4)
+        base = {
+            "question": self.question,
+            "hits": list(self.hits),
+            "filters": self.hits.filters,
+            "model": self.model_id,
+            "kind": self.kind,
+            **self.extra,
+        }
+        return Answer(**{**base, **fields}, timings=dict(self.timings))
 
-def retrieval_query(question: str, history: History | None) -> str:
-    """The text to retrieve with: a follow-up ("what does it measure?") borrows the previous question."""
-    if not history:
-        return question
-    last = history[-1][0].strip()
-    if last and (len(question.split()) <= 6 or _FOLLOW_UP.search(question)):
-        return f"{last} {question}"
-    return question
-
-
-def history_note(history: History | None, max_words: int = 30) -> str:
-    """One line for the prompt about the previous turn (empty without history)."""
-    if not history:
-        return ""
-    last = " ".join(history[-1][0].split()[:max_words])
-    return f"the user previously asked: {last}" if last else ""
-
-
-def _clean(text: str) -> str:
-    """Abstract text made safe for the prompt: no citation-like brackets, no delimiter tags."""
-    text = re.sub(r"\s*(?:at\s+)?https?://\S+", "", text)
-    text = text.replace("[", "(").replace("]", ")")
-    text = re.sub(r"</?\s*papers?\s*>", "", text, flags=re.IGNORECASE)
-    return " ".join(text.split())
-
-
-def _trim(sentence: str, max_words: int = MAX_SENTENCE_WORDS) -> str:
-    words = sentence.split()
-    return sentence if len(words) <= max_words else " ".join(words[:max_words]) + " …"
-
-
-def _end(unit: str) -> str:
-    return unit if unit.endswith((".", "!", "?", "…")) else unit.rstrip(",;:") + "."
-
-
-def estimate_tokens(text: str) -> int:
-    """Conservative token count for English prose (3.6 characters a token; Qwen averages about 4.4)."""
-    return max(1, round(len(text) / 3.6))
-
-
-def build_contexts(
-    question: str,
-    checker: SupportChecker,
-    n_papers: int,
-    n_sentences: int,
-    budget: int = CONTEXT_TOKENS,
-) -> list[Context]:
-    """The first ``n_papers`` papers, each cut to its ``n_sentences`` sentences most relevant to the question.
-
-    Sentences keep their order in the abstract; instruction-like sentences were already left out by the
-    checker. While the papers' text is over ``budget`` tokens (estimated), the least relevant sentence of
-    the lowest-ranked paper that still has more than one is dropped. Keys are 1-based ranks.
-    """
-    relevance = checker.unit_relevance(question)
-    chosen: list[list[int]] = []
-    for i in range(min(n_papers, len(checker.papers))):
-        scores = relevance[i][1:]  # unit 0 is the title
-        chosen.append(np.argsort(-scores, kind="stable")[:n_sentences].tolist() if len(scores) else [])
-
-    def render_text(i: int) -> str:
-        units = checker.units[i][1:]
-        return _clean(" ".join(_end(_trim(units[j])) for j in sorted(chosen[i])) or "(no abstract)")
-
-    def size() -> int:
-        return sum(
-            estimate_tokens(checker.papers[i].title + " " + render_text(i)) for i in range(len(chosen))
-        )
-
-    while size() > budget:
-        shrinkable = [i for i in range(len(chosen)) if len(chosen[i]) > 1]
-        if not shrinkable:
-            break
-        chosen[shrinkable[-1]].pop()  # the least relevant kept sentence (lists are best first)
-    return [
-        Context(
-            key=i + 1, title=_clean(checker.papers[i].title), year=checker.papers[i].year, text=render_text(i)
-        )
-        for i in range(len(chosen))
-    ]
-
-
-def build_messages(
-    question: str, contexts: list[Context], history: History | None = None
-) -> list[dict[str, str]]:
-    """System and user messages from the templates in ``prompts/``."""
-    system = render(ANSWER_SYSTEM, cannot_answer=CANNOT_ANSWER)
-    user = render(
-        ANSWER_USER,
-        question=" ".join(question.split()),
-        papers=[{"key": c.key, "title": c.title, "year": c.year, "text": c.text} for c in contexts],
-        history_note=history_note(history),
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-# ---- the step --------------------------------------------------------------------------------------------
+    def mark(self, name: str) -> None:
+        self.timings.setdefault(name, round(perf_counter() - self.started, 4))
 
 
 def answer_stream(
@@ -201,56 +128,69 @@ def answer_stream(
     settings: Settings | None = None,
     history: History | None = None,
 ) -> Iterator[Hits | str | Answer]:
-    """Answer ``question`` from the index, streaming: ``Hits`` first, then text deltas, then the ``Answer``.
+    """Answer ``question`` from the index, streaming: ``Hits`` first, then text, then the ``Answer``.
 
-    ``model`` overrides ``settings.llm.model`` (any litellm id); ``filters`` and ``k`` go to retrieval;
+    The pipeline decides the shape (:mod:`rag.shapes`): a list answer streams its lines (written from the
+    records, no model needed) and then the model's optional lead sentence; a fact answer streams the model's
+    text. ``model`` overrides ``settings.llm.model`` (any litellm id); ``filters`` and ``k`` go to retrieval;
     ``history`` is the chat so far, used only to resolve follow-up questions. The final ``Answer.text``
-    is authoritative (citations verified and renumbered); the streamed deltas are the model's raw text.
-    Raises only for bad input or a missing index (:class:`~rag.errors.RagError`); model failures come
-    back as ``Answer.error``.
+    is authoritative. Raises only for bad input or a missing index (:class:`~rag.errors.RagError`); model
+    failures come back as ``Answer.error``.
     """
     settings = settings or Settings()
     question = (question or "").strip()
     if not question:
         raise QueryError('The question is empty: ask something, e.g. rag ask "Which paper introduces X?"')
     started = perf_counter()
-    model_id = model or settings.llm.model
-    hits = _search(
-        retrieval_query(question, history), k=k or settings.retrieve.k, filters=filters, settings=settings
+    k = k or settings.retrieve.k
+    found = _search(
+        retrieval_query(question, history), k=max(k, LIST_CAP), filters=filters, settings=settings
     )
-    timings = {"retrieve": round(perf_counter() - started, 4)}
+    kind = decide(question, found)
+    hits = found if kind == "list" else _head(found, k)
+    run = _Run(question, hits, model or settings.llm.model, kind, started, {})
+    run.mark("retrieve")
     yield hits
-    base: dict[str, Any] = {
-        "question": question,
-        "hits": list(hits),
-        "filters": hits.filters,
-        "model": model_id,
-    }
-
-    def done(**fields: Any) -> Answer:
-        timings["total"] = round(perf_counter() - started, 4)
-        return Answer(**base, timings=dict(timings), **fields)
-
     if not hits or not hits.good_match:
         log.info("no good match for %r: abstaining without calling the model", question)
-        yield done(text=CANNOT_ANSWER, abstained=True)
+        yield run.done(text=CANNOT_ANSWER, abstained=True)
         return
-
     checker = SupportChecker([h.paper for h in hits], encode=_encoder(settings))
-    n_papers = min(settings.llm.context_papers, len(hits))
-    contexts = build_contexts(question, checker, n_papers, settings.llm.context_sentences)
-    messages = build_messages(question, contexts, history)
+    if kind == "list":
+        yield from _list_answer(run, checker, settings, model)
+    else:
+        yield from _fact_answer(run, checker, settings, model, history)
 
+
+def _head(hits: Hits, k: int) -> Hits:
+    return Hits(
+        list(hits)[:k],
+        query=hits.query,
+        filters=hits.filters,
+        filters_from_query=hits.filters_from_query,
+        note=hits.note,
+        good_match=hits.good_match,
+        seconds=hits.seconds,
+        total=hits.total,
+        named=hits.named,
+    )
+
+
+def _model_text(
+    run: _Run, messages: list[dict[str, str]], settings: Settings, model: str | None
+) -> Iterator[str | tuple[str, str | None]]:
+    """Stream the model's deltas; end with ``(raw text, error or None)``. Records usage on ``run``."""
     parts: list[str] = []
     completion: Completion | None = None
     call_started = perf_counter()
     deltas: Iterator[str | Completion] | None = None
+    error: str | None = None
     try:
         deltas = _llm_stream(messages, settings, model)
         for item in deltas:
             if isinstance(item, str):
-                if "first_token" not in timings and item.strip():
-                    timings["first_token"] = round(perf_counter() - started, 4)
+                if item.strip():
+                    run.mark("first_token")
                 parts.append(item)
                 yield item
             else:
@@ -259,41 +199,120 @@ def answer_stream(
         _close(deltas)
         raise
     except RagError as exc:  # LLMError and its kinds; the message says what to do
-        timings["generate"] = round(perf_counter() - call_started, 4)
-        yield done(error=str(exc), raw_text="".join(parts))
-        return
+        error = str(exc)
     except Exception as exc:  # never crash the caller: an unexpected failure is still an Answer
         log.exception("model call failed unexpectedly")
-        timings["generate"] = round(perf_counter() - call_started, 4)
-        yield done(
-            error=f"The model call failed unexpectedly ({type(exc).__name__}: {exc}). "
-            "Try again, or choose another model with --model / RAG_LLM__MODEL.",
-            raw_text="".join(parts),
+        error = (
+            f"The model call failed unexpectedly ({type(exc).__name__}: {exc}). "
+            "Try again, or choose another model with --model / RAG_LLM__MODEL."
         )
-        return
-    timings["generate"] = round(perf_counter() - call_started, 4)
-
+    run.timings["generate"] = round(perf_counter() - call_started, 4)
     raw = "".join(parts) or (completion.text if completion else "")
     if completion is not None:
-        base["model"] = completion.model or model_id
-        base["prompt_tokens"] = completion.prompt_tokens
-        base["completion_tokens"] = completion.completion_tokens
-    if not raw.strip():
-        yield done(raw_text=raw, error="The model returned an empty answer. Try again or use another model.")
-        return
+        run.model_id = completion.model or run.model_id
+        run.extra["prompt_tokens"] = completion.prompt_tokens
+        run.extra["completion_tokens"] = completion.completion_tokens
+    if error is None and not raw.strip():
+        error = "The model returned an empty answer. Try again or use another model."
+    yield raw, error
 
-    checked = check_citations(raw, checker, keys={c.key: c.key - 1 for c in contexts})
+
+def _fact_answer(
+    run: _Run, checker: SupportChecker, settings: Settings, model: str | None, history: History | None
+) -> Iterator[str | Answer]:
+    n_papers = min(settings.llm.context_papers, len(run.hits))
+    contexts = build_contexts(run.question, checker, n_papers, settings.llm.context_sentences)
+    messages = build_messages(run.question, contexts, history)
+    raw, error = "", None
+    for item in _model_text(run, messages, settings, model):
+        if isinstance(item, str):
+            yield item
+        else:
+            raw, error = item
+    if error:
+        yield run.done(error=error, raw_text=raw)
+        return
+    checked = check_citations(raw, checker, keys={c.key: c.key - 1 for c in contexts}, name=True)
     if checked.dropped_keys:
         log.info("dropped citation keys not in the prompt: %s", checked.dropped_keys)
-    verified = [c for c in checked.citations if not c.flagged]
-    if not verified:
-        # The model said the abstracts do not answer, or nothing it wrote is supported by a retrieved
-        # abstract (e.g. an answer from its own memory): the one fixed phrase, with the nearest papers.
-        if not says_cannot_answer(raw):
-            log.info("no claim of the answer is supported by a retrieved abstract: abstaining")
-        yield done(text=CANNOT_ANSWER, raw_text=raw, abstained=True)
+    if any(not c.flagged for c in checked.citations):
+        yield run.done(text=checked.text, raw_text=raw, citations=checked.citations)
         return
-    yield done(text=checked.text, raw_text=raw, citations=checked.citations)
+    # The model declined, or nothing it wrote is supported by a retrieved abstract (e.g. an answer from its
+    # own memory). When retrieval is confident, the abstracts' own words answer; otherwise the fixed phrase.
+    quoted = extractive(run.question, run.hits, checker)
+    if quoted is not None:
+        log.info("model declined or was unsupported: quoting the top abstract")
+        yield run.done(text=quoted[0], raw_text=raw, citations=quoted[1], extractive=True)
+        return
+    if not says_cannot_answer(raw):
+        log.info("no claim of the answer is supported by a retrieved abstract: abstaining")
+    yield run.done(text=CANNOT_ANSWER, raw_text=raw, abstained=True)
+
+
+def _list_answer(
+    run: _Run, checker: SupportChecker, settings: Settings, model: str | None
+) -> Iterator[str | Answer]:
+    """Members and their lines first (streamed, no model), then the model's optional lead sentence."""
+    chosen = members(run.hits)
+    listing = is_filter_listing(run.hits)
+    total = (run.hits.total or len(run.hits)) if listing else len(chosen)
+    member_checker = checker.subset(chosen)
+    items = list_items(run.question, member_checker, generic=listing)
+    more = max(0, total - len(items))
+    head = count_line(total, run.hits.filters, listing) if wants_count(run.question) or more else ""
+    for line in ([head] if head else []) + [it.line for it in items]:
+        run.mark("first_item")
+        yield line + "\n"
+    if more:
+        yield cap_line(more) + "\n"
+    fields: dict[str, Any] = {"items": items, "total": total, "citations": item_citations(items)}
+    lead, raw, error = "", "", None
+    if settings.llm.list_lead:
+        messages = [
+            {"role": "system", "content": render(LIST_LEAD_SYSTEM)},
+            {
+                "role": "user",
+                "content": render(LIST_LEAD_USER, question=run.question, items=lead_items(items)),
+            },
+        ]
+        lead_settings = settings.model_copy(
+            update={"llm": settings.llm.model_copy(update={"max_tokens": LEAD_TOKENS})}
+        )
+        for item in _model_text(run, messages, lead_settings, model):
+            if isinstance(item, str):
+                yield item
+            else:
+                raw, error = item
+        lead = "" if error else checked_lead(raw, member_checker)
+    if error:
+        log.info("list answer without a lead sentence: %s", error)
+    text = list_text(lead, head, items, more)
+    yield run.done(text=text, raw_text=raw, lead=lead, **fields)
+
+
+LEAD_TOKENS = 80
+"""Enough for one lead sentence over a list."""
+
+
+def checked_lead(raw: str, checker: SupportChecker) -> str:
+    """The model's first sentence over a list, kept only when every citation in it is verified.
+
+    Its keys are the list's item numbers; the check may not re-number them, so they are written back as the
+    item numbers of the papers the check kept. '' when the model declined or wrote something unsupported.
+    """
+    sentences = split_sentences(" ".join(raw.split()))
+    if not sentences or says_cannot_answer(sentences[0]):
+        return ""
+    first = sentences[0]
+    checked = check_citations(first, checker, keys={i + 1: i for i in range(len(checker.papers))})
+    if not checked.citations or any(c.flagged for c in checked.citations) or "\n" in checked.text:
+        return ""
+    numbers = [checker.papers.index(c.paper) + 1 for c in checked.citations]
+    body = strip_keys(checked.text)
+    if is_dangling(body) or len(content_words(body)) < 3:
+        return ""
+    return with_keys(body, numbers)
 
 
 def _close(deltas: Any) -> None:

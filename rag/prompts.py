@@ -22,11 +22,15 @@ from rag.settings import PROJECT_ROOT
 
 ANSWER_SYSTEM = "answer_system.j2"
 ANSWER_USER = "answer_user.j2"
+LIST_LEAD_SYSTEM = "list_lead_system.j2"
+LIST_LEAD_USER = "list_lead_user.j2"
 
 # Every template the code renders, with the placeholders the code fills.
 EXPECTED: dict[str, frozenset[str]] = {
     ANSWER_SYSTEM: frozenset({"cannot_answer"}),
     ANSWER_USER: frozenset({"question", "papers", "history_note"}),
+    LIST_LEAD_SYSTEM: frozenset(),
+    LIST_LEAD_USER: frozenset({"question", "items"}),
 }
 
 

@@ -19,7 +19,8 @@ Steps (the recipe and its knobs were tuned on the SciFact train split; see docs/
    or reciprocal-rank fusion).
 6. Optional cross-encoder rerank of the top ``rerank_depth`` (:mod:`rag.rerank`).
 7. Relevance in 0..1 from each hit's dense similarity, BM25 score and IDF-weighted term coverage, calibrated
-   on the eval set's unanswerable questions; a filter that selects at most ``depth`` papers counts as a match.
+   on the eval set's unanswerable questions (:mod:`rag.relevance`); a filter that selects at most ``depth``
+   papers counts as a match, and so does a question that names the top hit (a rare term of its title).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 from rag.errors import ConfigError, IndexMissingError, QueryError
 from rag.filters import PaperFilter, clean_text, coerce_filters, merge_filters
 from rag.query_filters import AuthorLexicon, ParsedQuery, is_listing, parse_query
+from rag.relevance import names_a_title, relevance, term_coverage
 from rag.settings import Settings
 from rag.types import Filters, Hit, Hits, Paper
 
@@ -48,17 +50,6 @@ MAX_QUERY_CHARS = 8000
 """Longer queries are refused: a question, or a pasted abstract, fits well inside this."""
 ID_LIST_MAX = 2000
 """Allow-lists up to this many papers go to Chroma as ``paper_id $in``; larger ones are post-filtered."""
-RELEVANCE_BM25_WEIGHT = 0.01
-"""Evidence of a hit = its dense cosine + this × its BM25 score + ``RELEVANCE_COVERAGE_WEIGHT`` × the
-IDF-weighted share of the question's content terms found in the paper (MiniLM-L6 + our BM25)."""
-RELEVANCE_COVERAGE_WEIGHT = 0.5
-"""Weight of term coverage: rare exact terms ("Frost Training", "jailbreaks") count even when the cosine of a
-short query is low, and question terms the corpus never uses ("LoRA", "speculative") count against."""
-RELEVANCE_CENTER = 0.855
-"""Evidence at which relevance is 0.5: calibrated on the eval set's unanswerable ("absent") questions against
-the answerable ones on the seed corpus, plus short keyword probes (see docs/retrieval.md, Relevance)."""
-RELEVANCE_SCALE = 0.04
-"""Evidence difference over which relevance goes from 0.27 to 0.73."""
 
 
 # ------------------------------------------------------------------------------------------ pure parts
@@ -143,68 +134,6 @@ def fuse(
         normed.append((weight, dict(zip(ids, values.tolist(), strict=True)), floor))
     for pid in set(dense) | set(bm25):
         out[pid] = sum(weight * values.get(pid, floor) for weight, values, floor in normed)
-    return out
-
-
-def relevance(
-    similarity: float | None,
-    bm25: float = 0.0,
-    coverage: float = 0.0,
-    *,
-    center: float = RELEVANCE_CENTER,
-    scale: float = RELEVANCE_SCALE,
-) -> float:
-    """Calibrated relevance in 0..1 (logistic) from a hit's dense cosine similarity, BM25 score and term
-    coverage (:func:`term_coverage`, 0..1)."""
-    if similarity is None or math.isnan(similarity):
-        return 0.0
-    evidence = (
-        similarity
-        + RELEVANCE_BM25_WEIGHT * max(0.0, bm25)
-        + RELEVANCE_COVERAGE_WEIGHT * min(1.0, max(0.0, coverage))
-    )
-    return 1.0 / (1.0 + math.exp(-(evidence - center) / scale))
-
-
-def content_terms(text: str) -> list[str]:
-    """The question's content terms as BM25 tokens: generic question words ("which", "papers") dropped."""
-    from rag.lexical import tokenize
-    from rag.query_filters import GENERIC_WORDS
-    from rag.types import fold
-
-    words = [w for w in text.split() if fold(w).strip("?.,;:!()[]'\"") not in GENERIC_WORDS]
-    return list(dict.fromkeys(tokenize(" ".join(words)) or tokenize(text)))
-
-
-def term_coverage(lexical: Any, text: str, paper_ids: list[str]) -> dict[str, float]:
-    """Per paper, the IDF-weighted share of the question's content terms that the paper contains.
-
-    ``lexical`` is a :class:`rag.lexical.LexicalIndex`. IDF is BM25's, ``log(1 + (N − df + 0.5)/(df + 0.5))``
-    over the indexed papers; a term the corpus never uses has df 0 (the highest weight), so a question
-    about something absent ("speculative decoding") cannot be fully covered.
-    """
-    terms = content_terms(text)
-    n = len(lexical.ids)
-    if not terms or not n:
-        return dict.fromkeys(paper_ids, 0.0)
-    present: list[np.ndarray] = []
-    weights: list[float] = []
-    for term in terms:
-        tid = lexical.vocab.get(term)
-        has = (
-            np.zeros(n, dtype=bool)
-            if tid is None
-            else np.asarray(lexical.retriever.get_scores_from_ids([tid])) > 0
-        )
-        df = int(has.sum())
-        present.append(has)
-        weights.append(math.log(1.0 + (n - df + 0.5) / (df + 0.5)))
-    total = sum(weights)
-    out: dict[str, float] = {}
-    for pid in paper_ids:
-        i = lexical.position.get(pid)
-        got = 0.0 if i is None else sum(w for w, has in zip(weights, present, strict=True) if has[i])
-        out[pid] = got / total if total > 0 else 0.0
     return out
 
 
@@ -358,9 +287,13 @@ def search(
     applied = merge_filters(explicit, parsed.filters)
     from_query = not parsed.filters.is_empty() and applied != explicit
 
-    def result(hits: list[Hit], note: str | None, good: bool) -> Hits:
+    def result(
+        hits: list[Hit], note: str | None, good: bool, total: int | None = None, named: bool = False
+    ) -> Hits:
         return Hits(
             hits,
+            total=total,
+            named=named,
             query=text,
             filters=applied,
             filters_from_query=from_query,
@@ -375,7 +308,8 @@ def search(
         if not allowed:
             return result([], index.filter.explain_empty(applied), False)
     if allowed is not None and (parsed.listing or is_listing(parsed.text)):
-        return result(_listing(index, allowed, k), _listing_note(applied, len(allowed), k), True)
+        listed = _listing(index, allowed, k)
+        return result(listed, _listing_note(applied, len(allowed), k), True, total=len(allowed))
 
     depth = max(rs.depth, k)
     dense: dict[str, float] = {}
@@ -451,6 +385,7 @@ def search(
 
     note: str | None = None
     good = bool(hits)
+    named = False
     if not hits:
         note = "No paper shares a word with the question." if mode == "bm25" else "Nothing was retrieved."
     elif mode != "bm25":  # BM25 alone has no calibrated relevance
@@ -458,7 +393,8 @@ def search(
         # A filter that selects only a few papers is itself the evidence: the hits are the papers the
         # question's metadata asks for ("Which papers are in the OC category?"), whatever the text scores.
         selective = allowed is not None and len(allowed) <= depth
-        good = best >= rs.min_relevance or selective
+        named = _names_top(index, parsed.text, hits[0].paper)
+        good = best >= rs.min_relevance or selective or named
         if not good:
             note = (
                 f"Nothing in the corpus seems to match this question well (best relevance {best:.2f} < "
@@ -472,7 +408,14 @@ def search(
         and len(allowed) < k
     ):
         note = f"Only {len(allowed)} paper(s) match the filter ({applied.describe()})."
-    return result(hits, note, good)
+    return result(hits, note, good, total=len(allowed) if allowed is not None else None, named=named)
+
+
+def _names_top(index: _Index, text: str, paper: Paper) -> bool:
+    from rag.lexical import get_lexical_index
+    from rag.store import BM25_DIR
+
+    return names_a_title(get_lexical_index(index.folder / BM25_DIR), text, paper.title)
 
 
 def _coverage(index: _Index, text: str, paper_ids: list[str]) -> dict[str, float]:

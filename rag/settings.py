@@ -166,6 +166,11 @@ class LLMSettings(_Section):
     retries: int = Field(2, ge=0, description="Retries on transient provider errors.")
     context_papers: int = Field(4, ge=1, description="Papers put into the prompt.")
     context_sentences: int = Field(3, ge=1, description="Most relevant sentences kept from each abstract.")
+    list_lead: bool = Field(
+        True,
+        description="List answers: ask the model for one checked lead sentence over the list (the list is "
+        "written without the model either way).",
+    )
     n_ctx: int = Field(4096, ge=512, description="Context window for the local llama.cpp model.")
     n_threads: int | None = Field(None, description="Threads for the local model (default: all cores).")
 

@@ -152,6 +152,7 @@ class Hits(list[Hit]):
         good_match: bool = True,
         seconds: float = 0.0,
         total: int | None = None,
+        named: bool = False,
     ) -> None:
         super().__init__(hits or [])
         self.query = query
@@ -161,7 +162,9 @@ class Hits(list[Hit]):
         self.good_match = good_match
         self.seconds = seconds
         self.total = total
-        """Papers the filter selects when the hits are a filter listing (may exceed ``len(self)``)."""
+        self.named = named
+        """The question names the top hit (a rare term of its title: "What does RobustBench measure?")."""
+        """How many papers the filter selects (None without a filter); may exceed ``len(self)``."""
 
 
 class Citation(Record):
@@ -200,11 +203,11 @@ class Answer(Record):
     citations: list[Citation] = Field(default_factory=list)
     abstained: bool = False
     extractive: bool = Field(
-        False, description="The text quotes abstract sentences verbatim (the model declined or was unsupported)."
+        False, description="Quoted abstract sentences, verbatim: the model declined or was unverified."
     )
     items: list[ListItem] = Field(default_factory=list, description="List answers: the members, in order.")
     total: int | None = Field(
-        None, description="List answers: how many papers belong to the set (more than len(items) when capped)."
+        None, description="List answers: how many papers the set has (more than len(items) when capped)."
     )
     lead: str = Field("", description="List answers: the model's checked lead sentence ('' if none).")
     hits: list[Hit] = Field(default_factory=list)

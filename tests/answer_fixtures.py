@@ -97,9 +97,18 @@ PLANTED = Paper(
 PAPERS = [JAILBREAKBENCH, PAST_TENSE, SAM, FROST]
 
 
-def make_hits(papers: Sequence[Paper], *, good_match: bool = True, query: str = "q") -> Hits:
+def make_hits(
+    papers: Sequence[Paper], *, good_match: bool = True, query: str = "q", top_relevance: float = 0.9
+) -> Hits:
+    """Hits in the given order; relevance falls by 0.1 a rank from ``top_relevance``."""
     hits = [
-        Hit(paper=p, score=1.0 - i / 10, text=p.abstract[:200], retrievers=["dense"], relevance=0.9 - i / 10)
+        Hit(
+            paper=p,
+            score=1.0 - i / 10,
+            text=p.abstract[:200],
+            retrievers=["dense"],
+            relevance=top_relevance - i / 10,
+        )
         for i, p in enumerate(papers)
     ]
     return Hits(hits, query=query, filters=Filters(), good_match=good_match)

@@ -362,3 +362,18 @@ def test_old_reports_load_and_compare(tmp_path: Path, report: ev.EvalReport) -> 
     ev.to_markdown(old)
     for committed in sorted((PROJECT_ROOT / "eval" / "results").glob("*.json")):
         ev.load_report(committed)  # every report written so far still loads
+
+
+def test_a_capped_list_is_scored_on_the_lines_it_can_show() -> None:
+    from rag.evaluation.figures import expected_cited
+    from rag.evaluation.records import AnswerResult
+
+    expected = [f"p{i}" for i in range(40)]
+    base = {"id": "q1", "kind": "meta", "question": "List all?", "expected": expected, "abstained": False}
+    common = {"valid_citations": 15, "citations": 15, "seconds": 1.0, "shape": "list", "items": 15}
+    shown = AnswerResult(**base, cited=expected[:15], total=40, **common)
+    assert expected_cited(shown) == 1.0
+    wrong = AnswerResult(**base, cited=[*expected[:10], *(f"x{i}" for i in range(5))], total=40, **common)
+    assert expected_cited(wrong) == 10 / 15
+    uncapped = AnswerResult(**base, cited=expected[:15], total=15, **common)  # the set is not capped
+    assert expected_cited(uncapped) == 15 / 40

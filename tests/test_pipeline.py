@@ -96,7 +96,9 @@ def test_stream_yields_hits_then_deltas_then_the_verified_answer(monkeypatch: py
     final = items[-1]
     assert isinstance(final, Answer)
     assert final.raw_text == "".join(deltas) == f"{PAST_CLAIM} [2]. {JB_CLAIM} [2]."
-    assert final.text == f"{PAST_CLAIM} [1]. {JB_CLAIM} [2]."
+    # the first mention of a paper the sentence does not name gets its name; JB_CLAIM names JailbreakBench
+    assert final.text == f"{PAST_CLAIM} (Andriushchenko and Flammarion, 2024) [1]. {JB_CLAIM} [2]."
+    assert final.kind == "fact" and not final.extractive
     assert [(c.number, c.paper.id, c.repaired) for c in final.citations] == [
         (1, PAST_TENSE.id, False),
         (2, JAILBREAKBENCH.id, True),
@@ -119,7 +121,9 @@ def test_model_k_and_filters_are_passed_on(monkeypatch: pytest.MonkeyPatch) -> N
     search = use(monkeypatch, model)
     flt = Filters(year_min=2024, authors=["Chao"])
     result = pipeline.answer("What is JailbreakBench?", model="openai/gpt-4o-mini", filters=flt, k=7)
-    assert search.calls == [{"query": "What is JailbreakBench?", "k": 7, "filters": flt}]
+    # retrieval fetches enough for a list answer; a fact answer keeps the k asked for
+    assert search.calls == [{"query": "What is JailbreakBench?", "k": pipeline.LIST_CAP, "filters": flt}]
+    assert len(result.hits) == min(7, len(PAPERS))
     assert model.calls[0]["model"] == "openai/gpt-4o-mini" and result.model == "openai/gpt-4o-mini"
 
 
@@ -147,8 +151,9 @@ def test_no_hits_abstains_without_calling_the_model(monkeypatch: pytest.MonkeyPa
     [CANNOT_ANSWER, "The corpus does not answer this question [2].", "  the abstracts do not mention Peru."],
 )
 def test_model_saying_it_cannot_answer_abstains(monkeypatch: pytest.MonkeyPatch, reply: str) -> None:
+    """Retrieval found something, but not clearly relevant (below the quote threshold): the fixed phrase."""
     model = FakeModel(reply)
-    use(monkeypatch, model)
+    use(monkeypatch, model, top_relevance=0.45)
     result = pipeline.answer("What is the capital of Peru?")
     assert len(model.calls) == 1
     assert result.abstained and result.text == CANNOT_ANSWER and result.citations == []
@@ -157,7 +162,7 @@ def test_model_saying_it_cannot_answer_abstains(monkeypatch: pytest.MonkeyPatch,
 
 def test_answer_no_abstract_supports_is_an_abstention(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reply from the model's own memory ("Lima") has no verifiable citation: the fixed phrase instead."""
-    use(monkeypatch, FakeModel("The capital of Peru is Lima [1]."))
+    use(monkeypatch, FakeModel("The capital of Peru is Lima [1]."), top_relevance=0.45)
     result = pipeline.answer("What is the capital of Peru?")
     assert result.abstained and result.text == CANNOT_ANSWER and result.citations == []
     assert result.raw_text == "The capital of Peru is Lima [1]."
@@ -322,7 +327,7 @@ def test_cli_ask_prints_the_answer_and_numbered_references(
     use(monkeypatch, FakeModel(f"{PAST_CLAIM} [2]. {JB_CLAIM} [2]."))
     assert main(["ask", "Which", "benchmark", "standardizes", "jailbreak", "evaluation?"]) == 0
     out = capsys.readouterr().out
-    assert f"{PAST_CLAIM} [1]. {JB_CLAIM} [2]." in out
+    assert f"{PAST_CLAIM} (Andriushchenko and Flammarion, 2024) [1]. {JB_CLAIM} [2]." in out
     refs = out[out.index("References") :]
     assert refs.index(f"[1] {PAST_TENSE.title}") < refs.index(f"[2] {JAILBREAKBENCH.title}")
     assert "re-pointed" in refs.split(f"[2] {JAILBREAKBENCH.title}")[1]
@@ -352,7 +357,8 @@ def test_cli_ask_passes_flags_as_filters(monkeypatch: pytest.MonkeyPatch) -> Non
     ]
     assert main(argv) == 0
     assert search.calls[0]["filters"] == {"authors": ["Chao"], "sources": ["001"], "year": "2023-2024"}
-    assert search.calls[0]["k"] == 3 and model.calls[0]["model"] == "m/x"
+    # retrieval fetches LIST_CAP papers; k=3 trims the hits of a fact answer
+    assert search.calls[0]["k"] == pipeline.LIST_CAP and model.calls[0]["model"] == "m/x"
 
 
 def test_cli_ask_error_prints_the_error_and_the_papers_and_exits_2(

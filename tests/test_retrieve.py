@@ -307,7 +307,7 @@ class _FakeLexical:
 
 
 def test_term_coverage_weights_rare_terms_and_ignores_question_words() -> None:
-    from rag.retrieve import content_terms, term_coverage
+    from rag.relevance import content_terms, term_coverage
 
     lex = _FakeLexical(
         [
@@ -323,6 +323,23 @@ def test_term_coverage_weights_rare_terms_and_ignores_question_words() -> None:
     # a term the corpus never uses weighs most and keeps coverage low
     assert term_coverage(lex, "speculative training", ["p1"])["p1"] < 0.5
     assert term_coverage(lex, "which papers", ["p0"]) == {"p0": 0.0}
+
+
+def test_a_rare_title_term_in_the_question_names_the_paper() -> None:
+    from rag.relevance import names_a_title
+
+    lex = _FakeLexical(
+        [
+            "RobustBench: a standardized adversarial robustness benchmark for training",
+            "Training language models on many tasks",
+            "Training dynamics of language models",
+        ]
+    )
+    assert names_a_title(lex, "What does RobustBench measure?", "RobustBench: a standardized benchmark")
+    # a common term ("training": 3 papers) names nothing; nor does a rare term absent from the title
+    assert not names_a_title(lex, "What does training measure?", "Training language models on many tasks")
+    assert not names_a_title(lex, "What does RobustBench measure?", "Training language models on many tasks")
+    assert not names_a_title(lex, "What is LoRA?", "RobustBench: a standardized benchmark")
 
 
 def test_relevance_rises_with_coverage_and_bm25() -> None:

@@ -27,8 +27,15 @@ def _median(values: list[float]) -> float | None:
 
 
 def expected_cited(r: AnswerResult) -> float:
-    """Recall of one answerable question: |cited ∩ expected| / |expected|."""
-    return len(set(r.cited) & set(r.expected)) / len(set(r.expected))
+    """Recall of one answerable question: |cited ∩ expected| / |expected|.
+
+    A capped list (``total`` over its ``items``) can only show ``items`` papers: the denominator is then at
+    most the number of lines shown (it still counts every miss among them).
+    """
+    want = len(set(r.expected))
+    if r.shape == "list" and r.total is not None and r.items and r.total > r.items:
+        want = min(want, r.items)
+    return min(1.0, len(set(r.cited) & set(r.expected)) / want)
 
 
 def cited_expected(r: AnswerResult) -> float:

@@ -1,0 +1,260 @@
+"""Answer shapes: the pipeline, not the model, decides what an answer is.
+
+* **list** — "Which papers …", "What did X publish …", "Papers on …", "List …", "How many …", and any question
+  whose filter alone selects the set. Membership is decided here: every paper a filter selects when the rest
+  of the question is generic (capped at :data:`LIST_CAP`, with a count of the rest), otherwise the retrieved
+  papers that pass :func:`members`. Each member is one line written from the record and the abstract sentence
+  most relevant to the question, so every line is verified by construction. The model may add one lead
+  sentence over the list (checked like any sentence); the list stands without it.
+* **fact** — today's path: the model writes prose, citations are checked. When the model declines or nothing
+  it wrote is supported but retrieval is confident, :func:`extractive` quotes the abstract sentences that best
+  answer the question instead.
+* **claim** — reserved for yes/no questions and pasted claims (not built yet: they take the fact path).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.cite import SupportChecker
+from rag.naming import author_year, reference_name
+from rag.types import AnswerKind, Citation, Filters, Hit, Hits, ListItem, Paper
+
+LIST_CAP = 15
+"""At most this many lines in a list answer; past it the answer says how many more there are."""
+
+_PLURAL = (
+    r"papers|works|articles|studies|publications|preprints|entries|talks|posters|orals|contributions|"
+    r"methods|approaches|techniques|algorithms|attacks|defenses|defences|benchmarks|optimizers|optimisers"
+)
+_LIST_WORDING = re.compile(
+    # "Which (adversarial) attacks …", "What papers …", "Which of the papers …"
+    rf"^\s*(?:which|what)\s+(?:of\s+the\s+)?(?:[\w-]+\s+){{0,3}}?(?:{_PLURAL})\b"
+    # "List / Name / Show (me) / Find / Give (me) …"
+    r"|^\s*(?:please\s+)?(?:list|name|enumerate|show(?:\s+me)?|find(?:\s+me)?|give\s+me)\b"
+    # "Papers on X", "Are there (any) papers about X", "Is there work on X", "Any work by X"
+    r"|^\s*(?:(?:are|is)\s+there\s+|any\s+|all\s+)?(?:any\s+)?(?:other\s+)?"
+    r"(?:papers?|works?|publications?|research|studies|articles?)\s+(?:on|about|by|from|in|of|regarding|"
+    r"concerning|that|which|with|where)\b"
+    # "What did X publish / write / present", "What has X published", "What has been written about X"
+    r"|^\s*what\s+(?:did|does|has|have)\b.{0,80}?\b(?:publish(?:ed)?|write|written|wrote|present(?:ed)?|"
+    r"co-?author(?:ed)?|release[d]?)\b"
+    r"|^\s*what\s+(?:has|have)\s+been\s+(?:written|published|done|proposed)\b"
+    r"|^\s*what\s+(?:work|research)\s+(?:is|exists|has)\b"
+    # "How many papers …" (not "How many neurons …": that is a fact)
+    rf"|^\s*how\s+many\s+(?:[\w-]+\s+){{0,2}}?(?:{_PLURAL})\b",
+    re.IGNORECASE,
+)
+_COUNT_WORDING = re.compile(
+    rf"^\s*how\s+many\s+(?:[\w-]+\s+){{0,2}}?(?:{_PLURAL})\b|\bnumber\s+of\s+(?:{_PLURAL})\b", re.I
+)
+
+
+def wants_list(question: str) -> bool:
+    """Whether the question's wording asks for a set of papers."""
+    return bool(_LIST_WORDING.search(question))
+
+
+def wants_count(question: str) -> bool:
+    """Whether the question asks how many."""
+    return bool(_COUNT_WORDING.search(question))
+
+
+def is_filter_listing(hits: Sequence[Hit]) -> bool:
+    """Whether the hits are a filter's listing (the filter alone defined the set: ``retrieve._listing``)."""
+    return bool(hits) and all(h.retrievers == ["filter"] for h in hits)
+
+
+def decide(question: str, hits: Sequence[Hit]) -> AnswerKind:
+    """The shape of the answer, from the question's wording and what retrieval did."""
+    return "list" if is_filter_listing(hits) or wants_list(question) else "fact"
+
+
+# ---- membership ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Which retrieved papers belong in a list answer that a filter listing does not already settle.
+
+    * a filter read from the question that selects at most ``filter_set`` papers defines the set ("Which
+      papers were contributed orals at the workshop?"): every paper it selects is a member;
+    * otherwise a hit is a member when its fused score is at least ``min_ratio`` of the top hit's, or its
+      calibrated relevance is at least ``sure_relevance``; the top hit of a good match always is.
+
+    Chosen on the odd-id ("tune") half of eval/questions.jsonl by mean F1 over list questions, and reported on
+    both halves (bench/list_membership.py, docs/answers.md).
+    """
+
+    min_ratio: float = 0.75
+    sure_relevance: float = 0.7
+    filter_set: int = LIST_CAP
+
+
+def members(hits: Hits | Sequence[Hit], rule: Membership = Membership(), cap: int = LIST_CAP) -> list[int]:
+    """Indices of the hits that belong in a list answer, best first."""
+    if not hits:
+        return []
+    head = list(range(min(len(hits), cap)))
+    if is_filter_listing(hits):
+        return head
+    total = getattr(hits, "total", None)
+    if getattr(hits, "filters_from_query", False) and total is not None and total <= rule.filter_set:
+        return head
+    top = hits[0].score if hits[0].score > 0 else 1.0
+    return [
+        i
+        for i in head
+        if i == 0
+        or hits[i].score / top >= rule.min_ratio
+        or (hits[i].relevance or 0.0) >= rule.sure_relevance
+    ]
+
+
+# ---- list lines ------------------------------------------------------------------------------------------
+
+
+_BOILERPLATE = re.compile(
+    r"https?://|\bgithub\b|\b(?:code|data|models?|implementation)\b[^.]{0,60}\b(?:is|are)\s+"
+    r"(?:publicly\s+|freely\s+)?(?:available|released)|\bwe\s+(?:release|open-?source)\b",
+    re.IGNORECASE,
+)
+"""Sentences that say where the code is: never the sentence that describes a paper in a list."""
+
+
+def best_sentence(
+    checker: SupportChecker, i: int, query: str, relevance: list[np.ndarray] | None = None
+) -> str:
+    """The abstract sentence (or clause) of paper ``i`` most relevant to ``query``; '' without an abstract.
+
+    Instruction-like sentences are never candidates (:func:`rag.cite.units_of` leaves them out).
+    """
+    units = checker.units[i][1:]
+    if not units:
+        return ""
+    scores = np.array((relevance or checker.unit_relevance(query))[i][1:], dtype=np.float32)
+    scores[[bool(_BOILERPLATE.search(u)) for u in units]] -= 1.0  # only when nothing else is there
+    return units[int(np.argmax(scores))]
+
+
+def item_line(number: int, paper: Paper, evidence: str) -> str:
+    """``[n] Title (First author et al., year) — evidence``."""
+    who = author_year(paper) if paper.authors else (str(paper.year) if paper.year else "")
+    head = f"[{number}] {paper.title}" + (f" ({who})" if who else "")
+    return f"{head} — {evidence}" if evidence else head
+
+
+def list_items(question: str, checker: SupportChecker, generic: bool) -> list[ListItem]:
+    """One line per paper in ``checker.papers`` (already the members, in order).
+
+    ``generic``: the question says nothing about content (a filter listing), so each line quotes the
+    sentence that best matches the paper's own title (its main contribution) rather than the question.
+    """
+    relevance = None if generic else checker.unit_relevance(question)
+    items = []
+    for i, paper in enumerate(checker.papers):
+        query = paper.title if generic else question
+        evidence = best_sentence(checker, i, query, relevance)
+        items.append(
+            ListItem(number=i + 1, paper=paper, evidence=evidence, line=item_line(i + 1, paper, evidence))
+        )
+    return items
+
+
+def item_citations(items: Sequence[ListItem]) -> list[Citation]:
+    """One citation per list line; its evidence is the quoted sentence (the title for a title-only paper)."""
+    return [
+        Citation(
+            number=it.number,
+            paper=it.paper,
+            sentences=[it.line],
+            evidence=it.evidence or it.paper.title,
+            support=1.0,
+        )
+        for it in items
+    ]
+
+
+def count_line(n: int, filters: Filters | None, from_filter: bool) -> str:
+    """The sentence that states the size of the set ("3 papers match the filter (author: …).")."""
+    noun = "paper" if n == 1 else "papers"
+    if from_filter and filters is not None and not filters.is_empty():
+        return f"{n} {noun} match the filter ({filters.describe()})."
+    verb = "addresses" if n == 1 else "address"
+    return f"{n} retrieved {noun} {verb} this question."
+
+
+def cap_line(more: int) -> str:
+    return f"… and {more} more — narrow the filter (e.g. add a year, an author or a topic)."
+
+
+def list_text(lead: str, head: str, items: Sequence[ListItem], more: int) -> str:
+    """The whole list answer: lead sentence, count line, one line per item, the cap line."""
+    lines = [line for line in (lead, head) if line]
+    lines += [it.line for it in items]
+    if more > 0:
+        lines.append(cap_line(more))
+    return "\n".join(lines)
+
+
+def lead_items(items: Sequence[ListItem], max_words: int = 30) -> list[dict[str, object]]:
+    """What the model sees to write a lead sentence: key, title, year and the quoted sentence, cut short."""
+    out = []
+    for it in items:
+        words = it.evidence.split()
+        text = " ".join(words[:max_words]) + (" …" if len(words) > max_words else "")
+        clean = text.replace("[", "(").replace("]", ")")
+        out.append(
+            {
+                "key": it.number,
+                "title": it.paper.title,
+                "year": it.paper.year,
+                "text": clean or "(no abstract)",
+            }
+        )
+    return out
+
+
+# ---- extractive fallback ---------------------------------------------------------------------------------
+
+EXTRACT_MIN_RELEVANCE = 0.5
+"""The top hit must be at least this relevant (Hit.relevance) for a quoted answer when the model fails."""
+SECOND_SENTENCE = 0.85
+"""A second sentence of the top paper is quoted when it scores at least this share of the best one."""
+
+
+def extractive(
+    question: str, hits: Hits | Sequence[Hit], checker: SupportChecker
+) -> tuple[str, list[Citation]] | None:
+    """The one or two sentences of the top paper that best answer the question, quoted and cited.
+
+    None when the top hit is not clearly relevant: relevance below :data:`EXTRACT_MIN_RELEVANCE` and not
+    named by the question (then the fixed "cannot answer" phrase stands).
+    """
+    if not hits or not checker.papers:
+        return None
+    if (hits[0].relevance or 0.0) < EXTRACT_MIN_RELEVANCE and not getattr(hits, "named", False):
+        return None
+    units = checker.units[0][1:]
+    if not units:
+        return None
+    scores = checker.unit_relevance(question)[0][1:]
+    order = np.argsort(-scores, kind="stable")
+    picked = [int(order[0])]
+    if len(order) > 1 and scores[order[1]] >= SECOND_SENTENCE * scores[order[0]]:
+        picked.append(int(order[1]))
+    quote = " ".join(units[j] for j in sorted(picked))
+    paper = checker.papers[0]
+    text = f"{reference_name(paper)} [1]: “{quote}”"
+    citation = Citation(
+        number=1,
+        paper=paper,
+        sentences=[quote],
+        evidence=units[picked[0]],
+        support=round(float(scores[picked[0]]), 4),
+    )
+    return text, [citation]
