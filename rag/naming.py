@@ -77,6 +77,8 @@ def reference_name(paper: Paper) -> str:
     "Chen et al. (2025)" for a title without a short name."""
     short = short_title(paper)
     names = [family_name(a) for a in paper.authors]
+    if short and not names:
+        return short + (f" ({paper.year})" if paper.year else "")
     if short:
         return f"{short} ({author_year(paper)})"
     if names:

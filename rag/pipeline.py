@@ -53,7 +53,7 @@ from rag.shapes import (
     members,
     wants_count,
 )
-from rag.types import Answer, AnswerKind, Filters, Hits
+from rag.types import Answer, AnswerKind, Filters, Hits, ListItem
 
 if TYPE_CHECKING:
     from rag.llm import Completion
@@ -155,10 +155,11 @@ def answer_stream(
         log.info("no good match for %r: abstaining without calling the model", question)
         yield run.done(text=CANNOT_ANSWER, abstained=True)
         return
-    checker = SupportChecker([h.paper for h in hits], encode=_encoder(settings))
+    encode = _encoder(settings)
     if kind == "list":
-        yield from _list_answer(run, checker, settings, model)
+        yield from _list_answer(run, encode, settings, model)
     else:
+        checker = SupportChecker([h.paper for h in hits], encode=encode)
         yield from _fact_answer(run, checker, settings, model, history)
 
 
@@ -251,30 +252,35 @@ def _fact_answer(
 
 
 def _list_answer(
-    run: _Run, checker: SupportChecker, settings: Settings, model: str | None
+    run: _Run, encode: Encode | None, settings: Settings, model: str | None
 ) -> Iterator[str | Answer]:
     """Members and their lines first (streamed, no model), then the model's optional lead sentence."""
     chosen = members(run.hits)
     listing = is_filter_listing(run.hits)
     total = (run.hits.total or len(run.hits)) if listing else len(chosen)
-    member_checker = checker.subset(chosen)
-    items = list_items(run.question, member_checker, generic=listing)
-    more = max(0, total - len(items))
+    more = max(0, total - len(chosen))
     head = count_line(total, run.hits.filters, listing) if wants_count(run.question) or more else ""
-    for line in ([head] if head else []) + [it.line for it in items]:
+    if head:
         run.mark("first_item")
-        yield line + "\n"
+        yield head + "\n"
+    items: list[ListItem] = []
+    parts: list[SupportChecker] = []
+    papers = [run.hits[i].paper for i in chosen]
+    for line, part in list_items(run.question, papers, encode, generic=listing):
+        run.mark("first_item")
+        yield line.line + "\n"
+        items.append(line)
+        parts.append(part)
     if more:
         yield cap_line(more) + "\n"
+    member_checker = SupportChecker.merge(parts)
     fields: dict[str, Any] = {"items": items, "total": total, "citations": item_citations(items)}
     lead, raw, error = "", "", None
-    if settings.llm.list_lead:
+    if settings.llm.list_lead and not listing:  # a filter listing's lead is its count line
+        shown = lead_items(items[:LEAD_ITEMS])
         messages = [
             {"role": "system", "content": render(LIST_LEAD_SYSTEM)},
-            {
-                "role": "user",
-                "content": render(LIST_LEAD_USER, question=run.question, items=lead_items(items)),
-            },
+            {"role": "user", "content": render(LIST_LEAD_USER, question=run.question, items=shown)},
         ]
         lead_settings = settings.model_copy(
             update={"llm": settings.llm.model_copy(update={"max_tokens": LEAD_TOKENS})}
@@ -293,6 +299,8 @@ def _list_answer(
 
 LEAD_TOKENS = 80
 """Enough for one lead sentence over a list."""
+LEAD_ITEMS = 8
+"""The model sees at most this many list lines to write the lead (prompt reading is most of its time)."""
 
 
 def checked_lead(raw: str, checker: SupportChecker) -> str:

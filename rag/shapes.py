@@ -15,12 +15,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rag.cite import SupportChecker
+from rag.cite import Encode, SupportChecker
 from rag.naming import author_year, reference_name
 from rag.types import AnswerKind, Citation, Filters, Hit, Hits, ListItem, Paper
 
@@ -148,21 +148,19 @@ def item_line(number: int, paper: Paper, evidence: str) -> str:
     return f"{head} — {evidence}" if evidence else head
 
 
-def list_items(question: str, checker: SupportChecker, generic: bool) -> list[ListItem]:
-    """One line per paper in ``checker.papers`` (already the members, in order).
+def list_items(
+    question: str, papers: Sequence[Paper], encode: Encode | None, generic: bool
+) -> Iterator[tuple[ListItem, SupportChecker]]:
+    """One line per paper (the members, in order), each as soon as its abstract is embedded.
 
     ``generic``: the question says nothing about content (a filter listing), so each line quotes the
     sentence that best matches the paper's own title (its main contribution) rather than the question.
+    Yields each item with the one-paper checker that chose its sentence (see ``SupportChecker.merge``).
     """
-    relevance = None if generic else checker.unit_relevance(question)
-    items = []
-    for i, paper in enumerate(checker.papers):
-        query = paper.title if generic else question
-        evidence = best_sentence(checker, i, query, relevance)
-        items.append(
-            ListItem(number=i + 1, paper=paper, evidence=evidence, line=item_line(i + 1, paper, evidence))
-        )
-    return items
+    for n, paper in enumerate(papers, start=1):
+        checker = SupportChecker([paper], encode=encode)
+        evidence = best_sentence(checker, 0, paper.title if generic else question)
+        yield ListItem(number=n, paper=paper, evidence=evidence, line=item_line(n, paper, evidence)), checker
 
 
 def item_citations(items: Sequence[ListItem]) -> list[Citation]:
@@ -242,10 +240,11 @@ def extractive(
     units = checker.units[0][1:]
     if not units:
         return None
-    scores = checker.unit_relevance(question)[0][1:]
+    scores = np.array(checker.unit_relevance(question)[0][1:], dtype=np.float32)
+    scores[[bool(_BOILERPLATE.search(u)) for u in units]] -= 1.0  # "Code: https://…" answers nothing
     order = np.argsort(-scores, kind="stable")
     picked = [int(order[0])]
-    if len(order) > 1 and scores[order[1]] >= SECOND_SENTENCE * scores[order[0]]:
+    if len(order) > 1 and scores[order[1]] > 0 and scores[order[1]] >= SECOND_SENTENCE * scores[order[0]]:
         picked.append(int(order[1]))
     quote = " ".join(units[j] for j in sorted(picked))
     paper = checker.papers[0]

@@ -133,17 +133,19 @@ class SupportChecker:
                 self.vectors.append(matrix[start : start + len(units)])
                 start += len(units)
 
-    def subset(self, indices: Sequence[int]) -> SupportChecker:
-        """A checker over some of these papers, in the given order, reusing their embedded units."""
-        sub = SupportChecker.__new__(SupportChecker)
-        sub.papers = [self.papers[i] for i in indices]
-        sub.encode = self.encode
-        sub.units = [self.units[i] for i in indices]
-        sub.unit_words = [self.unit_words[i] for i in indices]
-        sub.paper_words = [self.paper_words[i] for i in indices]
-        sub.title_words = [self.title_words[i] for i in indices]
-        sub.vectors = None if self.vectors is None else [self.vectors[i] for i in indices]
-        return sub
+    @classmethod
+    def merge(cls, parts: Sequence[SupportChecker]) -> SupportChecker:
+        """One checker over the papers of several (in order), reusing their embedded units."""
+        merged = cls.__new__(cls)
+        merged.papers = [p for part in parts for p in part.papers]
+        merged.encode = parts[0].encode if parts else None
+        merged.units = [u for part in parts for u in part.units]
+        merged.unit_words = [w for part in parts for w in part.unit_words]
+        merged.paper_words = [w for part in parts for w in part.paper_words]
+        merged.title_words = [w for part in parts for w in part.title_words]
+        vectors = [part.vectors for part in parts]
+        merged.vectors = None if any(v is None for v in vectors) else [m for v in vectors for m in v or []]
+        return merged
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray | None:
         if self.encode is None or not texts:

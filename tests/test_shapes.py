@@ -95,9 +95,7 @@ def test_a_filter_listing_is_a_list_whatever_the_wording() -> None:
 def test_list_from_a_filter_names_every_selected_paper_with_a_verbatim_sentence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    model = FakeModel(
-        "Both study jailbreak attacks that make LLMs generate harmful outputs [1][2]. More text."
-    )
+    model = FakeModel("unused")
     items = run(
         monkeypatch,
         listing([PAST_TENSE, JAILBREAKBENCH]),
@@ -111,23 +109,43 @@ def test_list_from_a_filter_names_every_selected_paper_with_a_verbatim_sentence(
     for it in final.items:
         assert it.evidence in abstract_units(it.paper)  # verbatim
         assert it.line == f"[{it.number}] {it.paper.title} ({shapes.author_year(it.paper)}) — {it.evidence}"
-        assert it.line in final.text
     assert [(c.number, c.paper.id) for c in final.citations] == [(1, PAST_TENSE.id), (2, JAILBREAKBENCH.id)]
     assert "Andriushchenko and Flammarion, 2024" in final.items[0].line
     assert "Chao et al., 2024" in final.items[1].line  # authors_truncated: et al.
-    # the checked lead goes on top: its first sentence only, its keys still the items' numbers (the check
-    # re-pointed [1] to the paper that supports the sentence, item 2)
+    # a filter listing needs no model: no lead sentence is asked for
+    assert model.calls == [] and final.lead == ""
+    assert final.text == "\n".join(it.line for it in final.items)
+
+
+TOPIC = "Which papers study jailbreak attacks on LLMs?"
+
+
+def topic_hits() -> Hits:
+    return ranked([(PAST_TENSE, 1.0, 0.95), (JAILBREAKBENCH, 0.95, 0.9), (SAM, 0.3, 0.1)])
+
+
+def test_a_topic_list_gets_a_checked_lead_sentence_on_top(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FakeModel(
+        "Both study jailbreak attacks that make LLMs generate harmful outputs [1][2]. More text."
+    )
+    final = run(monkeypatch, topic_hits(), model, TOPIC)[-1]
+    assert isinstance(final, Answer) and [it.paper.id for it in final.items] == [
+        PAST_TENSE.id,
+        JAILBREAKBENCH.id,
+    ]
+    # its first sentence only, its keys still the items' numbers (the check re-pointed [1] to the paper that
+    # supports the sentence, item 2)
     assert final.lead == "Both study jailbreak attacks that make LLMs generate harmful outputs [2]."
-    assert final.text.splitlines()[0] == final.lead
+    assert final.text.splitlines() == [final.lead, *(it.line for it in final.items)]
+    user = model.calls[0]["messages"][1]["content"]
+    assert TOPIC in user and SAM.title not in user  # the model sees the members only
 
 
 def test_stream_order_hits_then_list_lines_then_model_text_then_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = FakeModel("Both study jailbreak attacks that make LLMs generate harmful outputs [1][2].")
-    items = run(
-        monkeypatch, listing([PAST_TENSE, JAILBREAKBENCH]), model, "What did Andriushchenko publish in 2024?"
-    )
+    items = run(monkeypatch, topic_hits(), model, TOPIC)
     assert isinstance(items[0], Hits) and isinstance(items[-1], Answer)
     deltas = items[1:-1]
     assert all(isinstance(d, str) for d in deltas)
@@ -140,28 +158,20 @@ def test_stream_order_hits_then_list_lines_then_model_text_then_answer(
 def test_list_lines_come_before_and_without_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The lines are streamed before the model is called; with a failing model the list stands alone."""
     model = FakeModel("x", fail=errors.LLMTimeoutError("local/qwen did not answer within 3 s."))
-    items = run(
-        monkeypatch, listing([PAST_TENSE, JAILBREAKBENCH]), model, "What did Andriushchenko publish in 2024?"
-    )
+    items = run(monkeypatch, topic_hits(), model, TOPIC)
     final = items[-1]
-    assert isinstance(final, Answer) and final.error is None and final.lead == ""
+    assert isinstance(final, Answer) and final.error is None and final.lead == "" and len(model.calls) == 1
     assert final.text == "\n".join(it.line for it in final.items)
     assert len(final.citations) == 2
 
 
 @pytest.mark.parametrize(
     "reply",
-    [CANNOT_ANSWER, "The capital of Peru is Lima [1].", "These papers were written [7].", ""],
-    ids=["declines", "unsupported", "unknown-key", "empty"],
+    [CANNOT_ANSWER, "The capital of Peru is Lima [1].", "These papers were written [7].", "[1][2].", ""],
+    ids=["declines", "unsupported", "unknown-key", "keys-only", "empty"],
 )
 def test_an_unusable_lead_sentence_is_left_out(monkeypatch: pytest.MonkeyPatch, reply: str) -> None:
-    items = run(
-        monkeypatch,
-        listing([PAST_TENSE, JAILBREAKBENCH]),
-        FakeModel(reply),
-        "What did Andriushchenko publish in 2024?",
-    )
-    final = items[-1]
+    final = run(monkeypatch, topic_hits(), FakeModel(reply), TOPIC)[-1]
     assert isinstance(final, Answer) and final.lead == "" and not final.abstained
     assert final.text == "\n".join(it.line for it in final.items)
 
@@ -399,3 +409,22 @@ def test_a_question_that_names_the_paper_gets_a_quote_despite_low_relevance(
     hits.named = True  # retrieve: a rare term of the top hit's title is in the question
     final = run(monkeypatch, hits, FakeModel(CANNOT_ANSWER), "What is Frost Training?")[-1]
     assert isinstance(final, Answer) and final.extractive and final.citations[0].paper.id == FROST.id
+
+
+def test_names_of_a_paper_without_authors() -> None:
+    from rag.naming import parenthetical, reference_name
+
+    paper = Paper(id="t", title="TempSamp-R1: Effective Temporal Sampling", source="s.txt", year=2025)
+    assert reference_name(paper) == "TempSamp-R1 (2025)"
+    assert parenthetical(paper) == "(TempSamp-R1, 2025)"
+    assert reference_name(paper.model_copy(update={"year": None})) == "TempSamp-R1"
+
+
+def test_a_quote_never_is_the_code_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    paper = FROST.model_copy(
+        update={"abstract": FROST.abstract + " Code for Frost Training: https://github.com/x/frost."}
+    )
+    final = run(monkeypatch, ranked([(paper, 1.0, 0.95)]), FakeModel(CANNOT_ANSWER), "Frost Training code?")[
+        -1
+    ]
+    assert isinstance(final, Answer) and final.extractive and "github" not in final.text
