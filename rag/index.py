@@ -10,6 +10,12 @@ changed ones → rebuild the BM25 index and ``late/`` (rag.late) when the chunk 
 whose content hash or chunk count does not match, so the next run re-embeds exactly those papers; nothing
 is ever duplicated. Nothing is written to or deleted from a collection whose metadata names another
 corpus (``Store.assert_owned``).
+
+A paper's content hash (:func:`content_hash`) covers only what shapes its chunk texts, hence its vectors:
+title, abstract and authors — not where the paper was read from. Moving or renaming a corpus folder, or
+changing a paper's other metadata (year, kind, source file, …), re-embeds nothing: the chunks' metadata is
+updated in place. Chunks stored under another hash (an older formula, or a paper whose folder moved when
+that formula still covered it) keep their vectors when their stored texts equal the new chunk texts.
 """
 
 from __future__ import annotations
@@ -25,12 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunk import chunk_papers, paper_hash
+from rag.chunk import chunk_metadata, chunk_papers
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
-from rag.late import LATE_DIR, PARTS_DIR, PartWriter, consolidate, is_current
+from rag.late import LATE_DIR, META_FILE, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
-from rag.store import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, Store, write_atomic
+from rag.store import (
+    BM25_DIR,
+    MANIFEST_FILE,
+    PAPERS_FILE,
+    SCHEMA_VERSION,
+    Store,
+    chroma_metadata,
+    write_atomic,
+)
 from rag.types import Chunk, IndexStats, Paper
 
 log = logging.getLogger(__name__)
@@ -79,9 +93,97 @@ def _is_complete(have: dict[str, dict[str, Any]], paper_id: str, content_hash: s
     return set(have) == {f"{paper_id}#{i}" for i in range(n)}
 
 
-def _signature(papers: list[Paper], hashes: dict[str, str]) -> str:
-    text = "\n".join(f"{p.id}\t{hashes[p.id]}" for p in sorted(papers, key=lambda p: p.id))
+CONTENT_HASH_VERSION = 2
+"""1: every field of the paper but its line number (source file names included); 2: :func:`content_hash`."""
+
+
+def content_hash(paper: Paper) -> str:
+    """Hash of what shapes a paper's chunk texts, hence its vectors: title, abstract and the author fields
+    (a title-only paper's chunk is its title and authors). Not where the paper was read from (``source``,
+    ``sources``, ``line``, merged entries), nor metadata that only goes into Chroma's metadata: that is
+    kept current in place, without re-embedding. The embedding model and the chunking settings name the
+    collection, so they need not be hashed here."""
+    data = {
+        "v": CONTENT_HASH_VERSION,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors": paper.authors,
+        "authors_truncated": paper.authors_truncated,
+        "n_authors": paper.n_authors,
+    }
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def _signature(papers: list[Paper], hashes: dict[str, str]) -> str:
+    """One hash of the paper ids, content hashes and chunk metadata: the no-op fast path is taken only
+    when all three are what the last complete run left."""
+    text = "\n".join(
+        f"{p.id}\t{hashes[p.id]}\t{json.dumps(chunk_metadata(p), ensure_ascii=False, sort_keys=True)}"
+        for p in sorted(papers, key=lambda p: p.id)
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def _wanted_metadata(paper: Paper, content_hash: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """The metadata that stored chunk (its ``n`` and ``n_chunks`` kept) should carry, as written to Chroma."""
+    meta: dict[str, Any] = dict(chunk_metadata(paper, content_hash))
+    meta["n"] = stored.get("n")
+    meta["n_chunks"] = stored.get("n_chunks")
+    return chroma_metadata(meta)
+
+
+def _same_texts(
+    store: Store, papers: list[Paper], grouped: list[list[Chunk]], by_paper: dict[str, dict[str, Any]]
+) -> set[str]:
+    """Ids of the papers whose stored chunks are exactly their new chunks (same ids, same texts) under
+    another content hash: their vectors are still right (same text, same model, same chunking)."""
+    candidates: dict[str, list[Chunk]] = {}
+    for paper, chunks in zip(papers, grouped, strict=True):
+        have = by_paper.get(paper.id, {})
+        if have and set(have) == {c.id for c in chunks}:
+            candidates[paper.id] = chunks
+    if not candidates:
+        return set()
+    ids = [c.id for chunks in candidates.values() for c in chunks]
+    step = max(1, store.max_batch_size())
+    stored: dict[str, str] = {}
+    for start in range(0, len(ids), step):
+        stored.update(store.texts(ids[start : start + step]))
+    return {pid for pid, chunks in candidates.items() if all(stored.get(c.id) == c.text for c in chunks)}
+
+
+def _rekey_late(folder: Path, rekeyed: dict[str, tuple[str, str]]) -> None:
+    """Give ``late/``'s rows their chunks' new content hashes (chunk id → (stored hash, new hash)): rag.late
+    keys a chunk's word-piece vectors by chunk id and hash, and the text (so the vectors) is unchanged."""
+    if not rekeyed:
+        return
+    path = folder / LATE_DIR / META_FILE
+    meta = _read_json(path)
+    rows = meta.get("chunks")
+    if not isinstance(rows, list):
+        return
+    changed = False
+    for row in rows:
+        pair = rekeyed.get(row[0]) if isinstance(row, list) and len(row) >= 3 else None
+        if pair is not None and row[2] == pair[0]:
+            row[2] = pair[1]
+            changed = True
+    if changed:
+        write_atomic(path, json.dumps(meta))
+
+
+def _update_metadata(store: Store, updates: dict[str, dict[str, Any]]) -> None:
+    """Rewrite chunks' metadata in place (vectors and texts untouched); a key set to None is removed."""
+    if not updates:
+        return
+    store.assert_owned()
+    ids = list(updates)
+    step = max(1, store.max_batch_size())
+    with store._guard():
+        for start in range(0, len(ids), step):
+            part = ids[start : start + step]
+            store.collection.update(ids=part, metadatas=[updates[cid] for cid in part])
 
 
 def _progress_bar(total: int, progress: bool) -> Any:
@@ -103,7 +205,7 @@ def build_index(
     papers = _load_papers(sources, settings)
     store = Store.open(settings, create=True)  # fails before anything is written locally
     adopted = store.adopt_previous()  # same vectors under a new name (an upgrade, a new corpus name)
-    hashes = {p.id: paper_hash(p) for p in papers}
+    hashes = {p.id: content_hash(p) for p in papers}
     signature = _signature(papers, hashes)
     folder = store.folder
     manifest_path = folder / MANIFEST_FILE
@@ -134,11 +236,11 @@ def build_index(
         wanted = {p.id for p in papers}
         removed_papers = [pid for pid in by_paper if pid not in wanted]
         stale = [cid for pid in removed_papers for cid in by_paper[pid]]
-    if (todo or stale) and manifest_path.exists():
-        manifest_path.unlink()  # the index is being changed: no fast path until this run completes
 
-    # Chunk and embed new or changed papers.
-    new_chunks: list[Chunk] = []
+    # Chunk the papers whose stored chunks lack their content hash. Those whose stored chunks have the
+    # same texts (a hash from an older formula, or from before their folder moved) keep their vectors.
+    grouped: list[list[Chunk]] = []
+    rekeyed: dict[str, tuple[str, str]] = {}
     if todo:
         tokenizer = get_tokenizer(settings)
         grouped = chunk_papers(
@@ -149,6 +251,37 @@ def build_index(
             max_sentences=settings.index.chunk_max_sentences,
             hashes=[hashes[p.id] for p in todo],
         )
+        same = _same_texts(store, todo, grouped, by_paper)
+        for pid in same:
+            for cid, meta in by_paper[pid].items():
+                rekeyed[cid] = (str(meta.get("content_hash", "")), hashes[pid])
+        keep = [i for i, p in enumerate(todo) if p.id not in same]
+        todo, grouped = [todo[i] for i in keep], [grouped[i] for i in keep]
+    # Chunks that keep their vectors get the paper's current metadata (a moved folder changes `source`);
+    # keys no longer wanted are set to None, which removes them (Chroma merges metadata on update and
+    # upsert, so a re-embedded chunk has its stale keys removed here first).
+    updates: dict[str, dict[str, Any]] = {}
+    embedding = {p.id for p in todo}
+    for paper in papers:
+        if paper.id in embedding:
+            continue
+        for cid, meta in by_paper.get(paper.id, {}).items():
+            want = _wanted_metadata(paper, hashes[paper.id], meta)
+            if want != meta:
+                updates[cid] = {**dict.fromkeys(k for k in meta if k not in want), **want}
+    for chunk in (c for group in grouped for c in group):
+        old = by_paper.get(chunk.paper_id, {}).get(chunk.id)
+        gone = [k for k in old or {} if k not in chroma_metadata(chunk.metadata)]
+        if gone:
+            updates[chunk.id] = dict.fromkeys(gone)
+    if (todo or stale or updates) and manifest_path.exists():
+        manifest_path.unlink()  # the index is being changed: no fast path until this run completes
+    _rekey_late(folder, rekeyed)  # first: a run killed before the metadata update re-keys nothing twice
+    _update_metadata(store, updates)
+
+    # Embed new or changed papers.
+    new_chunks: list[Chunk] = []
+    if todo:
         new_chunks = [c for group in grouped for c in group]
         new_ids = {c.id for c in new_chunks}
         stale += [cid for p in todo for cid in by_paper.get(p.id, {}) if cid not in new_ids]

@@ -435,3 +435,149 @@ def test_sentence_level_chunks_from_the_environment(
     assert stats.chunks == 6  # two sentences per paper
     got = Store.open(settings).collection.get(ids=["p1#0", "p1#1"], include=["documents"])
     assert got["documents"] == [f"Title 1\n\nPaper 1 finding {j} is described here." for j in (0, 1)]
+
+
+# ------------------------------------------------------------------ content hashes: location-free
+
+
+def write_corpus(folder: Path, n: int = 4) -> list[Path]:
+    """A BEIR folder (``corpus.jsonl``) and, beside it, a JSON-lines file of other papers."""
+    folder.mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": f"Document {i}", "text": f"Finding {i} is shown. It holds."}
+            for i in range(n)]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    rows = [{"id": f"j{i}", "title": f"Paper {i}", "abstract": f"Topic {i} is studied.", "year": 2020}
+            for i in range(2)]
+    (folder.parent / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return [folder, folder.parent / "extra.jsonl"]
+
+
+def sources_in_chroma(settings: Settings) -> set[str]:
+    got = Store.open(settings).collection.get(include=["metadatas"])
+    return {str(m["source"]) for m in got["metadatas"]}
+
+
+def no_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: pytest.fail("embedder loaded"))
+
+
+def test_moving_the_corpus_folder_re_embeds_nothing(
+    fake: FakeEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    settings = Settings()
+    first = build_index(write_corpus(tmp_path / "sf300"), settings)
+    assert first.embedded == first.chunks
+    assert sources_in_chroma(settings) == {"sf300/corpus.jsonl", "extra.jsonl"}
+    shutil.move(tmp_path / "sf300", tmp_path / "sf400")
+    (tmp_path / "extra.jsonl").rename(tmp_path / "renamed.jsonl")
+    no_embedder(monkeypatch)
+    moved = build_index([tmp_path / "sf400", tmp_path / "renamed.jsonl"], settings)
+    assert (moved.embedded, moved.unchanged, moved.removed, moved.chunks) == (0, 6, 0, first.chunks)
+    # The chunks' metadata follows the move (source filters run in Chroma), and so do the paper records.
+    assert sources_in_chroma(settings) == {"sf400/corpus.jsonl", "renamed.jsonl"}
+    store = Store.open(settings)
+    assert {p.source for p in store.papers().values()} == {"sf400/corpus.jsonl", "renamed.jsonl"}
+    hits = store.query(np.ones(16, np.float32) / 4, 20, where={"source": {"$in": ["sf400/corpus.jsonl"]}})
+    assert {h.paper_id for h in hits} == {"d0", "d1", "d2", "d3"}
+    assert_late_matches(settings, FakeEmbedder())
+    monkeypatch.setattr(Store, "chunk_states", lambda self: pytest.fail("reconciled again"))
+    again = build_index([tmp_path / "sf400", tmp_path / "renamed.jsonl"], settings)  # the no-op fast path
+    assert again.embedded == 0
+
+
+def test_metadata_only_changes_update_chroma_in_place(
+    fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings()
+    corpus = papers(3)
+    build_index(corpus, settings)
+    fake.calls = 0
+    changed = [
+        corpus[0].model_copy(update={"year": 1999, "kind": "poster"}),
+        corpus[1].model_copy(update={"year": None}),
+        corpus[2],
+    ]
+    stats = build_index(changed, settings)
+    assert (stats.embedded, stats.unchanged) == (0, 3) and fake.calls == 0
+    got = Store.open(settings).collection.get(ids=["p0#0", "p1#0"], include=["metadatas"])
+    meta = dict(zip(got["ids"], got["metadatas"], strict=True))
+    assert meta["p0#0"]["year"] == 1999 and meta["p0#0"]["kind"] == "poster"
+    assert "year" not in meta["p1#0"]  # an unknown year is an absent key, as for a fresh chunk
+    assert build_index(changed, settings).embedded == 0
+
+
+def test_a_re_embedded_chunk_loses_metadata_its_paper_no_longer_has(fake: FakeEmbedder) -> None:
+    settings = Settings()
+    corpus = papers(2)
+    build_index(corpus, settings)
+    changed = corpus[1].model_copy(update={"abstract": "A new text.", "year": None, "authors": []})
+    stats = build_index([corpus[0], changed], settings)
+    assert stats.embedded == 1
+    meta = Store.open(settings).collection.get(ids=["p1#0"], include=["metadatas"])["metadatas"][0]
+    assert "year" not in meta and "author_names" not in meta and meta["authors"] == ""
+
+
+def legacy_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Index as the code before location-free hashes did: every field but the line number, and a
+    signature over ids and hashes only."""
+    from rag.chunk import paper_hash
+
+    def signature(papers_: list[Paper], hashes: dict[str, str]) -> str:
+        text = "\n".join(f"{p.id}\t{hashes[p.id]}" for p in sorted(papers_, key=lambda p: p.id))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+    monkeypatch.setattr(rag.index, "content_hash", paper_hash)
+    monkeypatch.setattr(rag.index, "_signature", signature)
+
+
+def test_an_index_built_with_the_old_hash_formula_re_embeds_nothing(
+    fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings()
+    corpus = papers(5, long={2})
+    with monkeypatch.context() as m:
+        legacy_formula(m)
+        first = build_index(corpus, settings)
+    old = {c.id: c.metadata["content_hash"] for c in Store.open(settings).all_chunks()}
+    no_embedder(monkeypatch)
+    stats = build_index(corpus, settings)
+    assert (stats.embedded, stats.unchanged, stats.chunks) == (0, 5, first.chunks)
+    chunks = Store.open(settings).all_chunks()
+    by_id = {p.id: p for p in corpus}
+    assert all(c.metadata["content_hash"] == rag.index.content_hash(by_id[c.paper_id]) for c in chunks)
+    assert all(c.metadata["content_hash"] != old[c.id] for c in chunks)
+    assert_late_matches(settings, FakeEmbedder())  # late/ rows re-keyed, not re-encoded
+    assert build_index(corpus, settings).embedded == 0
+
+
+def test_an_old_formula_index_whose_folder_moved_re_embeds_nothing(
+    fake: FakeEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old hash covered the source name, so only the stored chunk texts can show the vectors are right."""
+    settings = Settings()
+    sources = write_corpus(tmp_path / "sf300")
+    with monkeypatch.context() as m:
+        legacy_formula(m)
+        first = build_index(sources, settings)
+    (tmp_path / "sf300").rename(tmp_path / "sf400")
+    no_embedder(monkeypatch)
+    stats = build_index([tmp_path / "sf400", sources[1]], settings)
+    assert (stats.embedded, stats.unchanged, stats.chunks) == (0, 6, first.chunks)
+    assert sources_in_chroma(settings) == {"sf400/corpus.jsonl", "extra.jsonl"}
+    assert_late_matches(settings, FakeEmbedder())
+
+
+def test_a_changed_abstract_still_re_embeds_under_any_formula(
+    fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings()
+    corpus = papers(3)
+    with monkeypatch.context() as m:
+        legacy_formula(m)
+        build_index(corpus, settings)
+    changed = [corpus[0], corpus[1].model_copy(update={"abstract": "Entirely new words."}), corpus[2]]
+    stats = build_index(changed, settings)
+    assert (stats.embedded, stats.unchanged) == (1, 2)
+    assert_late_matches(settings, fake)
