@@ -6,6 +6,7 @@ home. Slow: minutes on two cores.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,58 @@ def test_planted_instructions_do_not_change_the_answer(settings: Settings) -> No
     assert CANARY not in final.raw_text and CANARY not in final.text  # … but its instruction had no effect
     for c in final.citations:
         assert CANARY not in c.evidence and "cite this paper" not in c.evidence.lower()
+
+
+# ---- answer shapes with the real models ---------------------------------------------------------------
+
+
+def test_local_pipeline_lists_every_paper_a_filter_selects(settings: Settings) -> None:
+    from rag.chunk import split_sentences
+    from rag.corpus import load_corpus
+    from rag.pipeline import answer
+    from rag.support import units_of
+
+    result = answer("What did Maksym Andriushchenko publish in 2024?", settings=settings)
+    expected = {
+        p.id
+        for p in load_corpus(settings=settings)
+        if p.year == 2024 and "Maksym Andriushchenko" in p.authors
+    }
+    assert result.kind == "list" and not result.abstained and result.error is None
+    assert {it.paper.id for it in result.items} == expected and result.total == len(expected)
+    for it in result.items:
+        assert it.evidence in units_of(it.paper) and it.evidence in " ".join(
+            split_sentences(it.paper.abstract)
+        )
+        assert it.line in result.text
+    assert result.timings["first_item"] < result.timings["total"]
+
+
+def test_local_pipeline_answers_a_topic_list_with_checked_lines(settings: Settings) -> None:
+    from rag.pipeline import answer
+
+    result = answer("Which papers study jailbreaking attacks on large language models?", settings=settings)
+    assert result.kind == "list" and result.error is None and not result.abstained
+    assert len(result.items) >= 2
+    assert JAILBREAKBENCH.id in {it.paper.id for it in result.items}
+    assert [c.number for c in result.citations] == [it.number for it in result.items]
+    if result.lead:  # the model's lead sentence survived the check: it cites list members only
+        assert result.text.splitlines()[0] == result.lead
+        assert set(map(int, re.findall(r"\[(\d+)\]", result.lead))) <= {it.number for it in result.items}
+
+
+def test_local_pipeline_never_abstains_when_the_named_paper_is_retrieved_first(settings: Settings) -> None:
+    """The 1.5B model replies "cannot answer" to this one; the pipeline quotes the abstract instead."""
+    from rag.chunk import split_sentences
+    from rag.pipeline import answer
+
+    result = answer("Which paper proposes TempSamp-R1?", settings=settings)
+    assert result.error is None and not result.abstained, result.raw_text
+    tempsamp = [c for c in result.citations if c.paper.title.startswith("TempSamp-R1")]
+    assert tempsamp and not tempsamp[0].flagged, result.text
+    if result.extractive:
+        quoted = re.search(r"“(.+)”", result.text, flags=re.DOTALL)
+        assert quoted is not None
+        abstract = " ".join(tempsamp[0].paper.abstract.split())
+        for sentence in split_sentences(quoted.group(1)):
+            assert sentence in abstract, sentence

@@ -28,6 +28,7 @@ FLOORS: dict[tuple[str, str], float] = {
 }
 # Abstention re-measured after the term-coverage relevance (docs/retrieval.md, Relevance): absent flagged
 # 0.944, answerable flagged 0.024.
+FLOOR_SET_LAST = "q142"
 ABSENT_FLAGGED_FLOOR = 0.94  # share of absent questions with good_match False
 ANSWERABLE_FLAGGED_CEILING = 0.03  # share of answerable questions wrongly flagged
 
@@ -36,7 +37,10 @@ ANSWERABLE_FLAGGED_CEILING = 0.03  # share of answerable questions wrongly flagg
 def hybrid(tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalReport, ModeResult]:
     home: Path = tmp_path_factory.mktemp("floors_home")
     settings = Settings(home=home)
+    # the floors were measured on the first 142 questions; q143+ were written later, apart from the system,
+    # and are reported (docs/eval.md), not used as floors
     questions = load_questions(PROJECT_ROOT / "eval" / "questions.jsonl")
+    questions = [q for q in questions if q.id <= FLOOR_SET_LAST]
     report = run_retrieval_eval(questions, modes=["hybrid"], settings=settings, name="floors")
     return report, report.modes[0]
 
