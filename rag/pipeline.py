@@ -147,7 +147,7 @@ def answer_stream(
         retrieval_query(question, history), k=max(k, LIST_CAP), filters=filters, settings=settings
     )
     kind = decide(question, found)
-    hits = found if kind == "list" else _head(found, k)
+    hits = found if kind == "list" else found.head(k)
     run = _Run(question, hits, model or settings.llm.model, kind, started, {})
     run.mark("retrieve")
     yield hits
@@ -161,20 +161,6 @@ def answer_stream(
     else:
         checker = SupportChecker([h.paper for h in hits], encode=encode)
         yield from _fact_answer(run, checker, settings, model, history)
-
-
-def _head(hits: Hits, k: int) -> Hits:
-    return Hits(
-        list(hits)[:k],
-        query=hits.query,
-        filters=hits.filters,
-        filters_from_query=hits.filters_from_query,
-        note=hits.note,
-        good_match=hits.good_match,
-        seconds=hits.seconds,
-        total=hits.total,
-        named=hits.named,
-    )
 
 
 def _model_text(

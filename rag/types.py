@@ -164,6 +164,20 @@ class Hits(list[Hit]):
         self.total = total
         self.named = named
         """The question names the top hit (a rare term of its title: "What does RobustBench measure?")."""
+
+    def head(self, k: int) -> Hits:
+        """The first ``k`` hits, with the same attributes."""
+        return Hits(
+            list(self)[:k],
+            query=self.query,
+            filters=self.filters,
+            filters_from_query=self.filters_from_query,
+            note=self.note,
+            good_match=self.good_match,
+            seconds=self.seconds,
+            total=self.total,
+            named=self.named,
+        )
         """How many papers the filter selects (None without a filter); may exceed ``len(self)``."""
 
 
