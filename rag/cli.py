@@ -31,6 +31,20 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser reports arguments it does not know itself, with its own usage: argparse
+    would hand them back to the top-level parser, which prints `usage: rag [-h] …` instead of
+    `usage: rag ask …`."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag", description="Answer questions about research-paper abstracts, with verified citations."
@@ -39,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="Only errors.")
     parser.add_argument("--home", help="Data home (index, models); env RAG_HOME.")
     parser.add_argument("--chroma-url", help="Use a `chroma run` server at this URL; env RAG_CHROMA_URL.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_SubcommandParser
+    )
     for name in COMMANDS:
         importlib.import_module(f"rag.commands.{name}").add_parser(sub)
     return parser

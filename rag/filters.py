@@ -13,6 +13,7 @@ question itself are read by :mod:`rag.query_filters`:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,10 +207,22 @@ def merge_filters(explicit: Filters, parsed: Filters) -> Filters:
     )
 
 
+_WHITESPACE_CONTROLS = frozenset("\t\n\v\f\r\x85")
+"""Control characters kept, as whitespace (Python's isspace also counts \\x1c-\\x1f: those are removed)."""
+
+
 def clean_text(text: str) -> str:
-    """Control characters (other than whitespace) removed, whitespace collapsed."""
-    text = "".join(c if c.isprintable() or c.isspace() else " " for c in text)
-    return re.sub(r"\s+", " ", text).strip()
+    """Control and format characters (C0/C1 controls, zero-width spaces, soft hyphens; not whitespace)
+    removed without splitting the word they sit in (``sharp\\x01ness`` → ``sharpness``); other
+    unprintable characters become spaces; whitespace collapsed."""
+    out = []
+    for c in text:
+        category = unicodedata.category(c)
+        if c in _WHITESPACE_CONTROLS or (category != "Cc" and (c.isprintable() or c.isspace())):
+            out.append(c)
+        elif category not in ("Cc", "Cf"):
+            out.append(" ")
+    return re.sub(r"\s+", " ", "".join(out)).strip()
 
 
 # ------------------------------------------------------------------------------------------- matching

@@ -146,9 +146,18 @@ def top_n(
     return [(ids[i], float(scores[i])) for i in idx]
 
 
+def _bm25s() -> Any:
+    """The bm25s module, its logger at our log level: importing bm25s sets its logger to DEBUG, which
+    would print "Building index from tokens" at the default level (WARNING; -v INFO, -vv DEBUG)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.getLogger("rag").getEffectiveLevel())
+    return bm25s
+
+
 def build_lexical_index(chunks: list[Chunk], folder: Path) -> None:
     """Write a BM25 index over the papers these chunks belong to into ``folder`` (replacing it)."""
-    import bm25s
+    bm25s = _bm25s()
 
     folder.mkdir(parents=True, exist_ok=True)
     ids, titles, bodies = paper_texts(chunks)
@@ -169,7 +178,7 @@ def build_lexical_index(chunks: list[Chunk], folder: Path) -> None:
 
 def load_lexical_index(folder: Path) -> LexicalIndex:
     """Read the index written by :func:`build_lexical_index`."""
-    import bm25s
+    bm25s = _bm25s()
 
     params_path = folder / PARAMS_FILE
     try:

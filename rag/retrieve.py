@@ -397,8 +397,9 @@ def search(
         good = best >= rs.min_relevance or selective or named
         if not good:
             note = (
-                f"Nothing in the corpus seems to match this question well (best relevance {best:.2f} < "
-                f"{rs.min_relevance:.2f}); the hits below are the closest papers."
+                f"Nothing in the corpus seems to match this question well (best relevance "
+                f"{math.floor(best * 1000) / 1000:.3f}, below the threshold {rs.min_relevance:g}); the hits "
+                "below are the closest papers."
             )
     if (
         applied is not None
