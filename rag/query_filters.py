@@ -257,7 +257,8 @@ def _find_kinds(text: str, lex: AuthorLexicon) -> list[str]:
     words = {t.folded for t in _tokens(text)}
     found = []
     for key, kind in lex.kinds.items():
-        if key + "s" in words or (key in ("oral", "poster") and key in words and "contributed" in words):
+        singular = key in words and bool(words & {"every", "each", "contributed"})  # "every poster"
+        if key + "s" in words or (key in ("oral", "poster") and singular):
             found.append(kind)
     return found
 

@@ -8,6 +8,7 @@ that names a paper ("What does RobustBench measure?"): a rare question term that
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -91,21 +92,31 @@ def term_coverage(lexical: Any, text: str, paper_ids: list[str]) -> dict[str, fl
     return out
 
 
-def names_a_title(lexical: Any, text: str, title: str) -> bool:
-    """Whether a rare content term of the question (in at most :data:`NAME_MAX_DF` papers) is in ``title``.
+_NAME_LIKE = re.compile(r"\b[A-Za-z]*(?:[a-z][A-Z]|[A-Z]{2}|\d)[\w-]*|\b\w+-\w+\b")
+"""Words written like a name: inner capitals or digits (MoNNA, EvoNorms, TempSamp-R1), or hyphenated."""
 
-    Short keyword questions ("What does RobustBench measure?", "What is Sparse-RS?") score a low relevance
+
+def names_a_title(lexical: Any, text: str, title: str, paper_id: str | None = None) -> bool:
+    """Whether the question names the paper: a rare content term of the question (in at most
+    :data:`NAME_MAX_DF` papers) that is in ``title``, or a rare name-like word (``_NAME_LIKE``) that is
+    anywhere in the paper ``paper_id``.
+
+    Short keyword questions ("What does RobustBench measure?", "What are EvoNorms?") score a low relevance
     because their other words ("measure") are not in the paper; the paper's own name in the question is
     evidence enough that the corpus has it.
     """
     from rag.lexical import tokenize
 
     in_title = set(tokenize(title))
+    names = set(tokenize(" ".join(_NAME_LIKE.findall(text))))
+    position = lexical.position.get(paper_id) if paper_id is not None else None
     for term in content_terms(text):
         tid = lexical.vocab.get(term)
-        if tid is None or term not in in_title:
+        if tid is None or (term not in in_title and (term not in names or position is None)):
             continue
-        df = int((np.asarray(lexical.retriever.get_scores_from_ids([tid])) > 0).sum())
-        if df <= NAME_MAX_DF:
+        present = np.asarray(lexical.retriever.get_scores_from_ids([tid])) > 0
+        if int(present.sum()) > NAME_MAX_DF:
+            continue
+        if term in in_title or bool(present[position]):
             return True
     return False

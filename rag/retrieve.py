@@ -416,7 +416,7 @@ def _names_top(index: _Index, text: str, paper: Paper) -> bool:
     from rag.lexical import get_lexical_index
     from rag.store import BM25_DIR
 
-    return names_a_title(get_lexical_index(index.folder / BM25_DIR), text, paper.title)
+    return names_a_title(get_lexical_index(index.folder / BM25_DIR), text, paper.title, paper.id)
 
 
 def _coverage(index: _Index, text: str, paper_ids: list[str]) -> dict[str, float]:

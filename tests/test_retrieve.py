@@ -416,3 +416,19 @@ def test_every_hit_carries_its_best_chunk_text(seeds_settings) -> None:  # type:
         if hit.chunk_id:
             assert hit.text == stored[hit.chunk_id] and hit.chunk_id.startswith(hit.paper.id + "#")
     assert store.texts([]) == {} and store.texts(["no-such-paper#0"]) == {}
+
+
+def test_a_rare_name_like_word_anywhere_in_the_paper_names_it() -> None:
+    from rag.relevance import names_a_title
+
+    lex = _FakeLexical(
+        [
+            "Evolving normalization layers. We call the discovered layers EvoNorms and they work.",
+            "Training language models on many tasks",
+            "Training dynamics of language models",
+        ]
+    )
+    title = "Evolving Normalization-Activation Layers"
+    assert names_a_title(lex, "What are EvoNorms?", title, "p0")  # a name in the abstract, not the title
+    assert not names_a_title(lex, "What are EvoNorms?", title, "p1")  # … of another paper
+    assert not names_a_title(lex, "What are evonorms?", "Training dynamics", "p0")  # not written as a name
