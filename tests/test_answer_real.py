@@ -140,7 +140,7 @@ def test_local_pipeline_answers_a_topic_list_with_checked_lines(settings: Settin
     result = answer("Which papers study jailbreaking attacks on large language models?", settings=settings)
     assert result.kind == "list" and result.error is None and not result.abstained
     assert len(result.items) >= 2
-    assert JAILBREAKBENCH.id in {it.paper.id for it in result.items}
+    assert any(it.paper.title.startswith("JailbreakBench") for it in result.items)
     assert [c.number for c in result.citations] == [it.number for it in result.items]
     if result.lead:  # the model's lead sentence survived the check: it cites list members only
         assert result.text.splitlines()[0] == result.lead
