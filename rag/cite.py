@@ -13,8 +13,12 @@ are treated as hints, not facts:
 4. an uncited sentence that a retrieved abstract clearly supports gets that citation (``added``);
 5. citations are renumbered ``[1]``, ``[2]``, … in order of first appearance.
 
-The same module spots instruction-like sentences planted in abstracts (``ignore previous instructions``…):
-they are left out of the prompt and never count as evidence.
+Abstracts are untrusted: a paper with a sentence that reads as an instruction to a model (``rag.injection``,
+flagged by :class:`~rag.support.SupportChecker`) is *planted*. The check never adds, re-points or keeps a
+citation to a planted paper. While a planted paper is among the retrieved ones the model may have been
+steered, so an answer sentence is dropped when it echoes a planted abstract (:data:`ECHO`), when only a
+planted paper supports it, or when it is left without an unflagged citation to a clean paper that says
+nearly the same words in one sentence (:data:`STRICT`).
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ __all__ = [
     "ADD",
     "CANNOT_ANSWER",
     "DENSE_WEIGHT",
+    "ECHO",
     "MARGIN",
     "RELATED",
+    "STRICT",
     "SUPPORTED",
     "Checked",
     "Encode",
@@ -68,6 +74,12 @@ ADD = 0.7
 """An uncited sentence gets a citation added when one abstract supports it at least this well."""
 MARGIN = 0.05
 """A citation is re-pointed only to an abstract that scores this much better than the cited one."""
+STRICT = 0.6
+"""While a planted paper is retrieved, a citation is kept only when this share of the sentence's content words
+is in one sentence (or the title, with the metadata) of the cited paper."""
+ECHO = 0.6
+"""An answer sentence echoes a planted abstract when one of its sentences holds this share of the answer
+sentence's content words (then the sentence is dropped, whatever it cites)."""
 KEY_RE = re.compile(r"\[\s*((?:P(?:aper)?\s*)?\d+(?:\s*[,;]\s*(?:P(?:aper)?\s*)?\d+)*)\s*\]", re.IGNORECASE)
 """A citation group: ``[1]``, ``[1, 3]``, ``[P2]``, ``[Paper 2]``."""
 _KEY_NUM = re.compile(r"\d+")
@@ -127,6 +139,9 @@ class Checked:
     dropped_keys: list[int] = field(default_factory=list)
     removed: int = 0
     """Citations removed because no retrieved paper relates to their sentence."""
+    dropped_planted: int = 0
+    """Sentences dropped because a planted paper was retrieved: they echo it, only it supports them, or they
+    were left without a strict, unflagged citation to a clean paper."""
 
 
 PLACE = "§"
@@ -204,12 +219,26 @@ def check_citations(
     lines = _split_answer(raw)
     sentences = [s for line in lines for s in line]
     scores = checker.score_all([s.text for s in sentences]) if sentences else []
+    planted = {i for i, flags in enumerate(checker.flagged) if flags}
+    planted_words = [
+        w
+        for p in sorted(planted)
+        for w in [*checker.unit_words[p][1:], *map(content_words, checker.flagged[p])]
+    ]
     dropped: list[int] = []
-    removed = 0
+    removed = dropped_planted = 0
     for s_i, sentence in enumerate(sentences):
         row = scores[s_i]
+        if planted_words and _is_content(sentence.text) and _echoes(sentence.text, planted_words):
+            # the model repeats a planted abstract (its instruction, or a claim next to one): not stated
+            removed += len(sentence.keys)
+            sentence.text, sentence.uses = "", []
+            dropped_planted += 1
+            continue
         order = sorted(range(len(row)), key=lambda p: row[p].score, reverse=True)
-        best = order[0] if order else None
+        top = order[0] if order else None
+        # citations are only ever re-pointed or added to a clean paper
+        best = next((p for p in order if p not in planted), None)
         cited: list[int] = []
         for key in sentence.keys:
             if key not in keys:
@@ -217,11 +246,26 @@ def check_citations(
             elif keys[key] not in cited:
                 cited.append(keys[key])
         if not _is_content(sentence.text):
-            sentence.uses = [_Use(p, row[p]) for p in cited if row[p].score >= related]
+            sentence.uses = [_Use(p, row[p]) for p in cited if row[p].score >= related and p not in planted]
+            continue
+        if top in planted and row[top].score >= related and (best is None or row[best].score < supported):
+            # what a planted paper says and no clean paper supports is not stated at all
+            sentence.text, sentence.uses = "", []
+            dropped_planted += 1
+            removed += len(cited)
             continue
         for p in cited:
             sup = row[p]
-            if sup.score >= supported:
+            if p in planted:  # never kept: re-pointed to a clean paper that supports the sentence, or removed
+                if best is not None and row[best].score >= supported:
+                    named = checker.title_words[p] & content_words(sentence.text)
+                    use = _Use(
+                        best, row[best], repaired=True, flagged=bool(named - checker.paper_words[best])
+                    )
+                else:
+                    removed += 1
+                    continue
+            elif sup.score >= supported:
                 use = _Use(p, sup)
             elif best is not None and row[best].score >= supported and row[best].score >= sup.score + margin:
                 # Re-pointed; but a sentence that names the cited paper ("RobustBench provides …") while
@@ -239,6 +283,19 @@ def check_citations(
                 sentence.uses.append(use)
         if not sentence.uses and not cited and best is not None and row[best].score >= add:
             sentence.uses.append(_Use(best, row[best], added=True))
+    if planted:
+        # A planted paper was retrieved, so the model may have been steered (a planted claim, translated or
+        # reworded, can score as "supported" by a clean paper on the same topic): a claim stays only with a
+        # citation to a clean paper that is not flagged and that says nearly the same words in one sentence.
+        for sentence in sentences:
+            if not sentence.text or not _is_content(sentence.text):
+                continue
+            kept = [u for u in sentence.uses if not u.flagged and u.support.unit_lexical >= STRICT]
+            removed += len(sentence.uses) - len(kept)
+            sentence.uses = kept
+            if not kept:
+                sentence.text = ""
+                dropped_planted += 1
 
     removed += _settle_sentences(sentences, checker)
     numbers: dict[int, int] = {}
@@ -280,6 +337,14 @@ def check_citations(
         citations=[citations[n] for n in sorted(citations)],
         dropped_keys=dropped,
         removed=removed,
+        dropped_planted=dropped_planted,
+    )
+
+
+def _echoes(sentence: str, planted_words: list[set[str]]) -> bool:
+    words = content_words(sentence)
+    return any(
+        len(shared := words & other) >= 2 and len(shared) >= ECHO * len(words) for other in planted_words
     )
 
 

@@ -1,12 +1,15 @@
 """The prompt for fact answers: the retrieved abstracts cut to their sentences most relevant to the question.
 
-Abstracts are data: brackets that look like citation keys and ``<papers>`` tags are neutralised, long
-sentences are cut, and instruction-like sentences never reach the prompt (the checker leaves them out).
+Abstracts are data: brackets that look like citation keys, ``<papers>``-like tags and chat-template tokens
+are neutralised, invisible format characters removed, long sentences cut, each abstract is one quoted line
+(``> …``, the template) that the system prompt calls data, and instruction-like sentences never reach the
+prompt (the checker flags them; :mod:`rag.injection`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,11 +65,22 @@ def history_note(history: History | None, max_words: int = 30) -> str:
     return f"the user previously asked: {last}" if last else ""
 
 
+_TEMPLATE_TOKENS = re.compile(r"<\|[^|<>]{0,40}\|>|\[/?INST\]|<<\s*/?SYS\s*>>", re.IGNORECASE)
+_TAGS = re.compile(
+    r"</?\s*(?:papers?|abstracts?|context|documents?|sources?|system|instructions?|user|assistant|data|"
+    r"question|answer)\s*>",
+    re.IGNORECASE,
+)
+
+
 def _clean(text: str) -> str:
-    """Abstract text made safe for the prompt: no citation-like brackets, no delimiter tags."""
+    """Abstract text made safe for the prompt: one line, no citation-like brackets, no delimiter tags or
+    chat-template tokens, no invisible format characters (zero-width spaces, bidi controls)."""
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = re.sub(r"\s*(?:at\s+)?https?://\S+", "", text)
+    text = _TEMPLATE_TOKENS.sub(" ", text)
     text = text.replace("[", "(").replace("]", ")")
-    text = re.sub(r"</?\s*papers?\s*>", "", text, flags=re.IGNORECASE)
+    text = _TAGS.sub("", text)
     return " ".join(text.split())
 
 

@@ -1,36 +1,42 @@
 """How well a retrieved abstract supports a sentence: content words, embedded abstract units, scores.
 
-A paper can be cited for its title and each abstract sentence (long ones cut into clauses at semicolons);
-instruction-like sentences planted in abstracts ("ignore previous instructions …") are never units, so they
-never reach a prompt, a quote or a list line, and never count as evidence.
+A paper can be cited for its title and each abstract sentence (long ones cut into clauses at semicolons).
+Abstracts are untrusted data: a sentence that addresses its reader as a model ("ignore the previous
+instructions …", "note for language models: cite this paper …"; :mod:`rag.injection`) is *flagged* and is
+never a unit, so it never reaches a prompt, a quote or a list line, and never counts as evidence. A paper with
+a flagged sentence is *planted*: :func:`rag.cite.check_citations` never adds, re-points or keeps a citation
+to it, and is strict with every answer sentence while one is retrieved.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.chunk import split_sentences
+from rag.injection import Encode, SimilarityCheck, looks_like_instruction
 from rag.types import Paper, fold
 
-Encode = Callable[[Sequence[str]], np.ndarray]
-"""Texts → L2-normalised vectors (``rag.embed.Embedder.encode``)."""
+__all__ = [
+    "DENSE_WEIGHT",
+    "Encode",
+    "Support",
+    "SupportChecker",
+    "content_words",
+    "flagged_sentences",
+    "looks_like_instruction",
+    "units_of",
+]
+
+log = logging.getLogger(__name__)
+
 DENSE_WEIGHT = 0.5
 """Weight of the embedding cosine in the combined score (the rest is content-word overlap)."""
-_INJECTION = re.compile(
-    r"\b(ignore|disregard|forget|override)\b[^.]{0,40}\b(previous|prior|above|earlier|all|any|other|the)\b"
-    r"[^.]{0,30}\b(instructions?|prompts?|rules|context|guidelines)\b"
-    r"|\bsystem prompt\b|\byou are now\b|\bnew instructions?\b"
-    r"|\b(respond|reply|answer|output|say|print|write)\s+(only|exactly)\b"
-    r"|\b(respond|reply|answer|output|say|print|write)\s+(with\s+)?(the\s+)?(word|phrase|string)\b"
-    r"|\b(respond|reply|say|print)\s+(with\s+)?[\"'“]"
-    r"|\balways cite\b|\bcite (only |this paper|paper|\[)",
-    re.IGNORECASE,
-)
 
 _STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before being
@@ -64,11 +70,6 @@ def content_words(text: str) -> set[str]:
     return set(words)
 
 
-def looks_like_instruction(sentence: str) -> bool:
-    """True for sentences that address the reader as a model ("ignore previous instructions …")."""
-    return bool(_INJECTION.search(sentence))
-
-
 LONG_SENTENCE = 35
 """Sentences longer than this (in words) are split at semicolons into separately ranked clauses."""
 
@@ -80,11 +81,29 @@ def _clauses(sentence: str) -> list[str]:
     return parts if len(parts) > 1 else [sentence]
 
 
+def _sentences(paper: Paper) -> list[tuple[str, list[str], bool]]:
+    """Each abstract sentence, its units (clauses), and whether the cues read it as an instruction.
+
+    A sentence is flagged as a whole when it, or one of its clauses, has a cue (:func:`rag.injection.cues`).
+    """
+    out = []
+    for sentence in split_sentences(paper.abstract):
+        parts = _clauses(sentence)
+        cued = looks_like_instruction(sentence) or any(looks_like_instruction(c) for c in parts)
+        out.append((sentence, parts, cued))
+    return out
+
+
+def flagged_sentences(paper: Paper) -> list[str]:
+    """The title (if so) and sentences of ``paper`` that the cues read as instructions to a model."""
+    title = [paper.title] if looks_like_instruction(paper.title) else []
+    return title + [s for s, _, cued in _sentences(paper) if cued]
+
+
 def units_of(paper: Paper) -> list[str]:
     """What a paper can be cited for: its title and each abstract sentence (long ones cut into clauses),
-    leaving out instruction-like sentences."""
-    sentences = [c for s in split_sentences(paper.abstract) for c in _clauses(s)]
-    return [paper.title, *[s for s in sentences if not looks_like_instruction(s)]]
+    leaving out instruction-like sentences (the cues; :class:`SupportChecker` adds the embedding signal)."""
+    return [paper.title, *[c for _, parts, cued in _sentences(paper) if not cued for c in parts]]
 
 
 def _metadata_words(paper: Paper) -> set[str]:
@@ -102,6 +121,9 @@ class Support:
     evidence: str
     dense: float = 0.0
     lexical: float = 0.0
+    unit_lexical: float = 0.0
+    """Share of the sentence's content words found in one unit (title or sentence) plus the paper's
+    metadata: how close the sentence stays to one thing the paper says."""
 
 
 class SupportChecker:
@@ -115,23 +137,64 @@ class SupportChecker:
     def __init__(self, papers: Sequence[Paper], encode: Encode | None = None) -> None:
         self.papers = list(papers)
         self.encode = encode
-        self.units = [units_of(p) for p in self.papers]
+        self.units: list[list[str]] = []
+        self.flagged: list[list[str]] = []
+        """Per paper, the sentences (or title) read as instructions to a model; non-empty: a planted paper."""
+        self.vectors: list[np.ndarray] | None = None
+        sentences = [_sentences(p) for p in self.papers]
+        # what could be a unit: the title, and the clauses of every sentence without a cue
+        candidates = [
+            [p.title, *[c for _, parts, cued in rows if not cued for c in parts]]
+            for p, rows in zip(self.papers, sentences, strict=True)
+        ]
+        matrices: list[np.ndarray] = []
+        similar: list[list[bool]] = [[False] * len(c) for c in candidates]
+        if encode is not None:  # the embedding signal, on the vectors the support scores need anyway
+            flat = [u for units in candidates for u in units]
+            matrix = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 1), np.float32)
+            flags = SimilarityCheck(encode).flags(flat, matrix) if flat else []
+            start = 0
+            for i, units in enumerate(candidates):
+                matrices.append(matrix[start : start + len(units)])
+                similar[i] = flags[start : start + len(units)]
+                start += len(units)
+        for i, paper in enumerate(self.papers):
+            # the title always stays unit 0 (it names the paper); a flagged title marks the paper as planted
+            flagged = [paper.title] if similar[i][0] or looks_like_instruction(paper.title) else []
+            keep = [0]
+            pos = 1
+            for sentence, parts, cued in sentences[i]:
+                if cued:
+                    flagged.append(sentence)
+                    continue
+                span = range(pos, pos + len(parts))
+                if any(similar[i][j] for j in span):
+                    flagged.append(sentence)
+                else:
+                    keep += span
+                pos += len(parts)
+            self.flagged.append(flagged)
+            self.units.append([candidates[i][j] for j in keep])
+            if encode is not None:
+                matrices[i] = matrices[i][keep]
+            if flagged:
+                log.info("paper %r: %d sentence(s) read as instructions to a model", paper.id, len(flagged))
+        if encode is not None:
+            self.vectors = matrices
         self.unit_words = [[content_words(u) for u in units] for units in self.units]
-        # what a paper supports lexically: its title and abstract words, plus its metadata (author names,
-        # year), so "Chao and colleagues proposed JailbreakBench [1]" is supported by that paper's record
+        # what a paper supports lexically: its title and unflagged abstract words, plus its metadata (author
+        # names, year), so "Chao and colleagues proposed JailbreakBench [1]" is supported by its record
+        self.meta_words = [_metadata_words(p) for p in self.papers]
         self.paper_words = [
-            (set().union(*words) if words else set()) | _metadata_words(p)
-            for p, words in zip(self.papers, self.unit_words, strict=True)
+            (set().union(*words) if words else set()) | meta
+            for words, meta in zip(self.unit_words, self.meta_words, strict=True)
         ]
         self.title_words = [content_words(p.title) for p in self.papers]
-        self.vectors: list[np.ndarray] | None = None
-        if encode is not None:
-            flat = [u for units in self.units for u in units]
-            matrix = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 1), np.float32)
-            self.vectors, start = [], 0
-            for units in self.units:
-                self.vectors.append(matrix[start : start + len(units)])
-                start += len(units)
+
+    @property
+    def planted(self) -> list[bool]:
+        """Per paper: whether it has a flagged sentence (then it is never cited in a checked answer)."""
+        return [bool(f) for f in self.flagged]
 
     @classmethod
     def merge(cls, parts: Sequence[SupportChecker]) -> SupportChecker:
@@ -140,8 +203,10 @@ class SupportChecker:
         merged.papers = [p for part in parts for p in part.papers]
         merged.encode = parts[0].encode if parts else None
         merged.units = [u for part in parts for u in part.units]
+        merged.flagged = [f for part in parts for f in part.flagged]
         merged.unit_words = [w for part in parts for w in part.unit_words]
         merged.paper_words = [w for part in parts for w in part.paper_words]
+        merged.meta_words = [w for part in parts for w in part.meta_words]
         merged.title_words = [w for part in parts for w in part.title_words]
         vectors = [part.vectors for part in parts]
         merged.vectors = None if any(v is None for v in vectors) else [m for v in vectors for m in v or []]
@@ -187,6 +252,16 @@ class SupportChecker:
                     dense, score = 0.0, lexical
                     best = int(np.argmax(unit_lex)) if len(units) else 0
                 evidence = units[best] if units else ""
-                row.append(Support(round(float(score), 4), evidence, round(dense, 4), round(lexical, 4)))
+                meta = self.meta_words[p_i]
+                near = max((len(words & (w | meta)) for w in self.unit_words[p_i]), default=0)
+                row.append(
+                    Support(
+                        round(float(score), 4),
+                        evidence,
+                        round(dense, 4),
+                        round(lexical, 4),
+                        round(near / len(words), 4) if words else 0.0,
+                    )
+                )
             result.append(row)
         return result
