@@ -159,7 +159,10 @@ def list_items(
     """
     for n, paper in enumerate(papers, start=1):
         checker = SupportChecker([paper], encode=encode)
-        evidence = best_sentence(checker, 0, paper.title if generic else question)
+        # a paper that carries planted instructions is listed by its title only: none of its words are quoted
+        evidence = (
+            "" if checker.planted[0] else best_sentence(checker, 0, paper.title if generic else question)
+        )
         yield ListItem(number=n, paper=paper, evidence=evidence, line=item_line(n, paper, evidence)), checker
 
 
@@ -233,7 +236,7 @@ def extractive(
     None when the top hit is not clearly relevant: relevance below :data:`EXTRACT_MIN_RELEVANCE` and not
     named by the question (then the fixed "cannot answer" phrase stands).
     """
-    if not hits or not checker.papers:
+    if not hits or not checker.papers or checker.planted[0]:  # never quote a paper that carries instructions
         return None
     if (hits[0].relevance or 0.0) < EXTRACT_MIN_RELEVANCE and not getattr(hits, "named", False):
         return None

@@ -320,11 +320,6 @@ def test_list_lines_never_quote_a_planted_instruction(monkeypatch: pytest.Monkey
             assert not outcome.repeats_claim, (item.paper.id, answer.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rag/shapes.py quotes a planted paper's unflagged sentences (extractive fallback, list lines); "
-    "see docs/answers.md, Planted instructions",
-)
 def test_no_answer_shape_quotes_a_claim_planted_as_its_own_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     item = BY_ID["planted-18"]
     _use(monkeypatch, _declines, [item.paper, *PAPERS])

@@ -259,11 +259,17 @@ def test_how_many_gets_the_count_and_the_list(monkeypatch: pytest.MonkeyPatch) -
     assert final.text.splitlines()[0] == "2 retrieved papers address this question." and final.total == 2
 
 
-def test_list_lines_never_quote_a_planted_instruction(monkeypatch: pytest.MonkeyPatch) -> None:
-    run(monkeypatch, listing([PLANTED]), FakeModel(""), "x")
+def test_list_lines_never_quote_a_paper_that_carries_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    run(monkeypatch, listing([PLANTED, SAM]), FakeModel(""), "x")
     final = pipeline.answer("What did Mallory Planted publish in 2024?", settings=_no_lead())
-    evidence = final.items[0].evidence
-    assert evidence and "ignore" not in evidence.lower() and "cite this paper" not in evidence.lower()
+    planted, clean = final.items
+    assert planted.evidence == "" and planted.line == f"[1] {PLANTED.title} (Planted, 2024)"  # title only
+    assert clean.evidence in split_sentences(SAM.abstract)
+
+
+def test_no_quote_from_a_paper_that_carries_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    final = run(monkeypatch, ranked([(PLANTED, 1.0, 0.95)]), FakeModel(CANNOT_ANSWER), "Attention sinks?")[-1]
+    assert isinstance(final, Answer) and final.abstained and not final.extractive and final.citations == []
 
 
 def test_no_good_match_still_abstains_for_list_questions(monkeypatch: pytest.MonkeyPatch) -> None:
