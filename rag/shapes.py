@@ -126,19 +126,20 @@ _BOILERPLATE = re.compile(
 """Sentences that say where the code is: never the sentence that describes a paper in a list."""
 
 
-def best_sentence(
-    checker: SupportChecker, i: int, query: str, relevance: list[np.ndarray] | None = None
-) -> str:
-    """The abstract sentence (or clause) of paper ``i`` most relevant to ``query``; '' without an abstract.
-
-    Instruction-like sentences are never candidates (:func:`rag.cite.units_of` leaves them out).
-    """
+def sentence_scores(checker: SupportChecker, i: int, query: str) -> np.ndarray:
+    """Relevance to ``query`` of each abstract unit of paper ``i`` (title left out); a sentence that only says
+    where the code is ranks below every other one. Instruction-like sentences are never units
+    (:func:`rag.cite.units_of`)."""
     units = checker.units[i][1:]
-    if not units:
-        return ""
-    scores = np.array((relevance or checker.unit_relevance(query))[i][1:], dtype=np.float32)
-    scores[[bool(_BOILERPLATE.search(u)) for u in units]] -= 1.0  # only when nothing else is there
-    return units[int(np.argmax(scores))]
+    scores = np.array(checker.unit_relevance(query)[i][1:], dtype=np.float32)
+    scores[[bool(_BOILERPLATE.search(u)) for u in units]] -= 1.0
+    return scores
+
+
+def best_sentence(checker: SupportChecker, i: int, query: str) -> str:
+    """The abstract sentence (or clause) of paper ``i`` most relevant to ``query``; '' without an abstract."""
+    units = checker.units[i][1:]
+    return units[int(np.argmax(sentence_scores(checker, i, query)))] if units else ""
 
 
 def item_line(number: int, paper: Paper, evidence: str) -> str:
@@ -243,8 +244,7 @@ def extractive(
     units = checker.units[0][1:]
     if not units:
         return None
-    scores = np.array(checker.unit_relevance(question)[0][1:], dtype=np.float32)
-    scores[[bool(_BOILERPLATE.search(u)) for u in units]] -= 1.0  # "Code: https://…" answers nothing
+    scores = sentence_scores(checker, 0, question)
     order = np.argsort(-scores, kind="stable")
     picked = [int(order[0])]
     if len(order) > 1 and scores[order[1]] > 0 and scores[order[1]] >= SECOND_SENTENCE * scores[order[0]]:
