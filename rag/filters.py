@@ -10,6 +10,7 @@ question itself are read by :mod:`rag.query_filters`:
   case-insensitive; a profile page's owner counts as an author of every paper on it), and says which part
   of a filter matched nothing.
 """
+
 from __future__ import annotations
 
 import re
@@ -195,6 +196,7 @@ def merge_filters(explicit: Filters, parsed: Filters) -> Filters:
     counts_given = explicit.n_authors_min is not None or explicit.n_authors_max is not None
     return Filters(
         authors=explicit.authors or parsed.authors,
+        authors_together=explicit.authors_together if explicit.authors else parsed.authors_together,
         year_min=explicit.year_min if years_given else parsed.year_min,
         year_max=explicit.year_max if years_given else parsed.year_max,
         sources=explicit.sources or parsed.sources,
@@ -295,7 +297,15 @@ class PaperFilter:
     def conditions(self, filters: Filters) -> list[tuple[str, Any]]:
         """(description, predicate) for each non-empty part of ``filters``."""
         out: list[tuple[str, Any]] = []
-        if filters.authors:
+        if filters.authors and filters.authors_together and len(filters.authors) > 1:
+            each = [[name_tokens(a)] for a in filters.authors]
+            out.append(
+                (
+                    "authors " + " and ".join(filters.authors),
+                    lambda p: all(self._author_ok(p.id, w) for w in each),
+                )
+            )
+        elif filters.authors:
             wanted = [name_tokens(a) for a in filters.authors]
             out.append(("author " + " or ".join(filters.authors), lambda p: self._author_ok(p.id, wanted)))
         lo, hi = filters.year_min, filters.year_max

@@ -45,6 +45,7 @@ from rag.shapes import (
     count_line,
     decide,
     extractive,
+    filter_defines_set,
     is_filter_listing,
     item_citations,
     lead_items,
@@ -241,11 +242,12 @@ def _list_answer(
     run: _Run, encode: Encode | None, settings: Settings, model: str | None
 ) -> Iterator[str | Answer]:
     """Members and their lines first (streamed, no model), then the model's optional lead sentence."""
-    chosen = members(run.hits)
     listing = is_filter_listing(run.hits)
-    total = (run.hits.total or len(run.hits)) if listing else len(chosen)
+    whole = filter_defines_set(run.question, run.hits)
+    chosen = members(run.hits, whole=whole)
+    total = (run.hits.total or len(run.hits)) if whole else len(chosen)
     more = max(0, total - len(chosen))
-    head = count_line(total, run.hits.filters, listing) if wants_count(run.question) or more else ""
+    head = count_line(total, run.hits.filters, whole) if wants_count(run.question) or more else ""
     if head:
         run.mark("first_item")
         yield head + "\n"

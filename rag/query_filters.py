@@ -49,7 +49,8 @@ _GENERIC = set(
     until till between during about title titles abstract abstracts research researcher researchers
     study studies contribution contributions output got get workshop workshops conference
     conferences venue session sessions page pages profile given give affiliation affiliations affiliated
-    institution institutions involve involves involving receive received receives get gets""".split()
+    institution institutions involve involves involving receive received receives get gets together
+    jointly joint""".split()
 )
 GENERIC_WORDS = frozenset(_GENERIC)
 """Words that never carry a question's topic (used by retrieval's term coverage too)."""
@@ -91,6 +92,7 @@ _YEAR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"\b(?:in|from|during|of|year)\s+{_Y}\b", re.I), "exact"),
 ]
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
+
 
 @dataclass
 class ParsedQuery:
@@ -395,6 +397,20 @@ def _strip(text: str, spans: list[tuple[int, int]]) -> str:
     return clean_text(re.sub(r"\s+([?.!,;])", r"\1", out))
 
 
+_AND_ONLY = re.compile(r"\s*(?:,\s*)?(?:and|&)\s*(?:by\s+)?$|\s*,\s*$", re.I)
+
+
+def _joined_by_and(query: str, found: list[tuple[int, int, str]]) -> bool:
+    """Whether the names were joined by "and" ("co-authored by Croce and Flammarion"): joint work is asked
+    for. "or"/"either" anywhere between them, or any other words, keep the any-of reading."""
+    gaps = [query[a[1] : b[0]] for a, b in zip(found, found[1:], strict=False)]
+    return (
+        bool(gaps)
+        and all(_AND_ONLY.fullmatch(g) for g in gaps)
+        and any(re.search(r"\band\b|&", g, re.I) for g in gaps)
+    )
+
+
 def is_listing(text: str) -> bool:
     """True when ``text`` holds only generic words (so a filter alone says what is wanted)."""
     words = [fold(w) for w in _WORD.findall(text)]
@@ -406,7 +422,8 @@ def parse_query(query: str, lexicon: AuthorLexicon) -> ParsedQuery:
     spans: list[tuple[int, int]] = []
     phrases: list[str] = []
     authors: list[str] = []
-    for start, end, name in _find_authors(query, lexicon):
+    found = _find_authors(query, lexicon)
+    for start, end, name in found:
         # take a trigger word right before the name with it ("by Jacot", "authored by Jacot")
         before = query[:start]
         m = re.search(r"(?:\b(?:co-?authored|authored|written)\s+)?\b(?:by|from|of)\s+$", before, re.I)
@@ -438,6 +455,7 @@ def parse_query(query: str, lexicon: AuthorLexicon) -> ParsedQuery:
         ) from None
     filters = Filters(
         authors=authors,
+        authors_together=len(authors) > 1 and _joined_by_and(query, found),
         year_min=lo,
         year_max=hi,
         kinds=kinds,

@@ -303,13 +303,23 @@ def search(
         )
 
     allowed: set[str] | None = None
+    relaxed: str | None = None
     if not applied.is_empty():
         allowed = index.filter.allowed(applied)
+        if not allowed and applied.authors_together:  # no joint paper: the papers of any of them
+            relaxed = (
+                f"No paper has all of {', '.join(applied.authors)} as authors; showing papers by any of them."
+            )
+            applied = applied.model_copy(update={"authors_together": False})
+            allowed = index.filter.allowed(applied)
         if not allowed:
             return result([], index.filter.explain_empty(applied), False)
     if allowed is not None and (parsed.listing or is_listing(parsed.text)):
         listed = _listing(index, allowed, k)
-        return result(listed, _listing_note(applied, len(allowed), k), True, total=len(allowed))
+        listed_note = _listing_note(applied, len(allowed), k)
+        return result(
+            listed, f"{relaxed} {listed_note}" if relaxed else listed_note, True, total=len(allowed)
+        )
 
     depth = max(rs.depth, k)
     dense: dict[str, float] = {}
@@ -409,6 +419,8 @@ def search(
         and len(allowed) < k
     ):
         note = f"Only {len(allowed)} paper(s) match the filter ({applied.describe()})."
+    if relaxed:
+        note = f"{relaxed} {note}" if note else relaxed
     return result(hits, note, good, total=len(allowed) if allowed is not None else None, named=named)
 
 

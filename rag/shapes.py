@@ -31,6 +31,10 @@ _PLURAL = (
     r"papers|works|articles|studies|publications|preprints|entries|talks|posters|orals|contributions|"
     r"methods|approaches|techniques|algorithms|attacks|defenses|defences|benchmarks|optimizers|optimisers"
 )
+_SINGULAR = (
+    r"paper|work|article|study|publication|preprint|entry|talk|poster|oral|contribution|method|approach|"
+    r"technique|algorithm|attack|defen[cs]e|benchmark|optimi[sz]er"
+)
 _LIST_WORDING = re.compile(
     # "Which (adversarial) attacks …", "What papers …", "Which of the papers …"
     rf"^\s*(?:which|what)\s+(?:of\s+the\s+)?(?:[\w-]+\s+){{0,3}}?(?:{_PLURAL})\b"
@@ -95,12 +99,32 @@ class Membership:
     filter_set: int = LIST_CAP
 
 
-def members(hits: Hits | Sequence[Hit], rule: Membership = Membership(), cap: int = LIST_CAP) -> list[int]:
-    """Indices of the hits that belong in a list answer, best first."""
+_ALL_WORDING = re.compile(
+    rf"\b(?:all|every|each)\s+(?:of\s+)?(?:the\s+)?(?:[\w-]+\s+){{0,2}}?(?:{_PLURAL}|{_SINGULAR})\b", re.I
+)
+"""'List every poster …', 'all the papers …', 'each talk …': the user wants the whole set a filter selects."""
+
+
+def filter_defines_set(question: str, hits: Hits | Sequence[Hit], rule: Membership = Membership()) -> bool:
+    """Whether the filter read from the question is the list: a filter listing, a filter that selects at most
+    ``rule.filter_set`` papers, or one the question asks for all of ("List every poster at the workshop")."""
+    if is_filter_listing(hits):
+        return True
+    total = getattr(hits, "total", None)
+    if not getattr(hits, "filters_from_query", False) or total is None:
+        return False
+    return total <= rule.filter_set or bool(_ALL_WORDING.search(question))
+
+
+def members(
+    hits: Hits | Sequence[Hit], rule: Membership = Membership(), cap: int = LIST_CAP, *, whole: bool = False
+) -> list[int]:
+    """Indices of the hits that belong in a list answer, best first. ``whole``: the filter defines the set
+    (:func:`filter_defines_set`), so every hit is a member up to ``cap``."""
     if not hits:
         return []
     head = list(range(min(len(hits), cap)))
-    if is_filter_listing(hits):
+    if whole or is_filter_listing(hits):
         return head
     total = getattr(hits, "total", None)
     if getattr(hits, "filters_from_query", False) and total is not None and total <= rule.filter_set:
@@ -142,11 +166,32 @@ def best_sentence(checker: SupportChecker, i: int, query: str) -> str:
     return units[int(np.argmax(sentence_scores(checker, i, query)))] if units else ""
 
 
+LINE_WORDS = 45
+"""A list line quotes at most this many words of its sentence (abstracts with glued sentences, "(DNNs).By
+assuming …", would otherwise put a whole paragraph on one line)."""
+_BREAKS = (re.compile(r"(?<=[a-z0-9)\]])[.;](?=\s|[A-Z])"), re.compile(r"[,:](?=\s)"))
+"""Where a long sentence may be cut: a (glued) sentence end or semicolon first, else a comma or colon."""
+
+
+def clip(sentence: str, max_words: int = LINE_WORDS) -> str:
+    """``sentence`` verbatim when short, else its first ``max_words`` words cut at the last sentence or clause
+    break inside them (a word boundary if there is none), marked with "…"."""
+    words = sentence.split()
+    if len(words) <= max_words:
+        return sentence
+    head = " ".join(words[:max_words])
+    for pattern in _BREAKS:
+        breaks = [m.start() for m in pattern.finditer(head) if m.start() >= len(head) // 3]
+        if breaks:
+            return head[: breaks[-1] + 1].rstrip(",;: ") + " …"
+    return head + " …"
+
+
 def item_line(number: int, paper: Paper, evidence: str) -> str:
-    """``[n] Title (First author et al., year) — evidence``."""
+    """``[n] Title (First author et al., year) — evidence`` (long evidence clipped: :func:`clip`)."""
     who = author_year(paper) if paper.authors else (str(paper.year) if paper.year else "")
     head = f"[{number}] {paper.title}" + (f" ({who})" if who else "")
-    return f"{head} — {evidence}" if evidence else head
+    return f"{head} — {clip(evidence)}" if evidence else head
 
 
 def list_items(

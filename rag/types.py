@@ -76,6 +76,9 @@ class Filters(Record):
     """Metadata filters. Empty fields do not filter."""
 
     authors: list[str] = Field(default_factory=list, description="Full or family names; any may match.")
+    authors_together: bool = Field(
+        False, description="Every name in `authors` must be on the paper (joint work), not any one of them."
+    )
     year_min: int | None = None
     year_max: int | None = None
     sources: list[str] = Field(default_factory=list, description="Source page file names (or prefixes).")
@@ -98,7 +101,12 @@ class Filters(Record):
     def describe(self) -> str:
         parts: list[str] = []
         if self.authors:
-            parts.append("author: " + " or ".join(self.authors))
+            together = self.authors_together and len(self.authors) > 1
+            parts.append(
+                "authors: " + " and ".join(self.authors)
+                if together
+                else "author: " + " or ".join(self.authors)
+            )
         if self.year_min is not None and self.year_max is not None and self.year_min == self.year_max:
             parts.append(f"year: {self.year_min}")
         elif self.year_min is not None or self.year_max is not None:

@@ -377,3 +377,39 @@ def test_coerce_new_filters(meta_papers: dict[str, Paper]) -> None:
 def test_explain_empty_names_affiliation(meta_papers: dict[str, Paper]) -> None:
     pf = PaperFilter.from_papers(meta_papers)
     assert "affiliation MIT" in pf.explain_empty(Filters(affiliations=["MIT"]))
+
+
+# ------------------------------------------------------------------------------------ joint authorship
+@pytest.mark.parametrize(
+    ("question", "together"),
+    [
+        ("List the papers co-authored by Arthur Jacot and Clément Hongler", True),
+        ("What did Jacot and Hongler write together?", True),
+        ("Papers by Maksym Andriushchenko, Aditya Varre and Nicolas Flammarion", True),
+        ("Papers by Arthur Jacot or Clément Hongler", False),
+        ("Which papers did Arthur Jacot write, and which did Nicolas Flammarion write?", False),
+        ("papers by Flammarion since 2022", False),
+    ],
+)
+def test_names_joined_by_and_ask_for_joint_papers(
+    lexicon: AuthorLexicon, question: str, together: bool
+) -> None:
+    assert parse_query(question, lexicon).filters.authors_together is together
+
+
+def test_joint_authorship_filter(pfilter: PaperFilter) -> None:
+    both = Filters(authors=["Arthur Jacot", "Clément Hongler"], authors_together=True)
+    assert pfilter.allowed(both) == {"ntk"}
+    assert pfilter.allowed(both.model_copy(update={"authors_together": False})) == {
+        "ntk",
+        "hessian",
+        "profile",
+    }
+    assert both.describe() == "authors: Arthur Jacot and Clément Hongler"
+    assert "authors Arthur Jacot and Nicolas Flammarion" in pfilter.explain_empty(
+        Filters(authors=["Arthur Jacot", "Nicolas Flammarion"], authors_together=True)
+    )
+    # explicit filters keep their own reading; the question's fills in only when none is given
+    parsed = Filters(authors=["Jacot", "Hongler"], authors_together=True)
+    assert merge_filters(Filters(authors=["Jacot", "Hongler"]), parsed).authors_together is False
+    assert merge_filters(Filters(), parsed).authors_together is True

@@ -161,6 +161,27 @@ def test_author_and_year_from_the_question(seeds_settings) -> None:  # type: ign
 
 
 @pytest.mark.slow
+def test_names_joined_by_and_select_their_joint_papers(seeds_settings) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieve import search
+    from rag.types import fold
+
+    def has(hit, name: str) -> bool:  # type: ignore[no-untyped-def]
+        return any(name in fold(a) for a in hit.paper.authors)
+
+    hits = search(
+        "List the papers co-authored by Francesco Croce and Nicolas Flammarion", settings=seeds_settings
+    )
+    assert hits.filters.authors_together and hits.total and len(hits) == hits.total
+    assert all(has(h, "croce") and has(h, "flammarion") for h in hits)
+    either = search("Papers by Francesco Croce or Nicolas Flammarion", k=50, settings=seeds_settings)
+    assert not either.filters.authors_together and len(either) > len(hits)
+    # no joint paper: the papers of either, and a note that says so
+    none = search("papers by Arthur Jacot and Suvrit Sra", k=50, settings=seeds_settings)
+    assert none and none.note and "No paper has all of" in none.note and not none.filters.authors_together
+    assert all(has(h, "jacot") or has(h, "sra") for h in none)
+
+
+@pytest.mark.slow
 def test_author_from_question_with_topic(seeds_settings) -> None:  # type: ignore[no-untyped-def]
     from rag.retrieve import search
     from rag.types import fold

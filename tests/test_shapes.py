@@ -212,6 +212,58 @@ def test_a_small_filter_read_from_the_question_defines_the_set() -> None:
     assert shapes.members(hits) == [0]
 
 
+@pytest.mark.parametrize(
+    ("question", "whole"),
+    [
+        ("List every poster presented at the workshop on learning dynamics", True),
+        ("Which are all the orals about optimisation?", True),
+        ("Show me each talk on sharpness", True),
+        ("Which posters study sharpness?", False),
+        ("Do all networks trained with SGD generalise?", False),
+    ],
+)
+def test_all_or_every_asks_for_the_whole_set_a_filter_selects(question: str, whole: bool) -> None:
+    hits = ranked([(JAILBREAKBENCH, 1.0, 0.9), (PAST_TENSE, 0.3, 0.0), (SAM, 0.2, 0.0)])
+    hits.filters_from_query, hits.total = True, 40  # e.g. kind: poster, which selects 40 papers
+    assert shapes.filter_defines_set(question, hits) is whole
+    assert shapes.members(hits, whole=shapes.filter_defines_set(question, hits)) == (
+        [0, 1, 2] if whole else [0]
+    )
+    hits.filters_from_query = False  # a filter the user gave does not: the question's words decide
+    assert not shapes.filter_defines_set(question, hits)
+
+
+def test_every_poster_lists_the_filtered_set_with_its_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    papers = make_papers(30)
+    hits = ranked([(p, 1.0 - i / 100, 0.1) for i, p in enumerate(papers)])
+    hits.filters_from_query, hits.total, hits.filters = True, 40, Filters(kinds=["poster"])
+    run(monkeypatch, hits, FakeModel(""), "x")
+    final = pipeline.answer("List every poster at the workshop on sparse attacks", settings=_no_lead())
+    assert final.kind == "list" and final.total == 40 and len(final.items) == shapes.LIST_CAP
+    lines = final.text.splitlines()
+    assert lines[0] == "40 papers match the filter (kind: poster)."
+    assert lines[-1].startswith(f"… and {40 - shapes.LIST_CAP} more")
+
+
+def test_a_long_sentence_is_clipped_on_its_list_line_and_kept_whole_as_evidence() -> None:
+    glued = (
+        "We derive precise high-dimensional training dynamics for deep and wide neural networks (DNNs).By "
+        "assuming a Gaussian mixture model for the input features, an exact expression of the training error "
+        "is derived as a function of the dimension, the sample size and the statistics of the features, "
+        "the number of layers, as well as the nonlinear activation function in each layer of the network."
+    )
+    assert shapes.clip("A short sentence.") == "A short sentence."
+    clipped = shapes.clip(glued)
+    assert (
+        clipped
+        == "We derive precise high-dimensional training dynamics for deep and wide neural networks (DNNs). …"
+    )
+    no_breaks = " ".join(["word"] * 60)
+    assert shapes.clip(no_breaks) == " ".join(["word"] * shapes.LINE_WORDS) + " …"
+    paper = Paper(id="x", title="Dynamics", authors=["Ann Author"], year=2023, source="s.txt", abstract=glued)
+    assert shapes.item_line(1, paper, glued).endswith("(DNNs). …")
+
+
 def make_papers(n: int) -> list[Paper]:
     return [
         Paper(
