@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from rag.errors import QueryError
 from rag.filters import affiliation_key, author_count, authors_of, check_years, clean_text, name_tokens
+from rag.query_metadata import find_affiliations, find_counts
 from rag.types import Filters, Paper, fold
 
 _PARTICLES = {
@@ -276,110 +277,6 @@ def _find_categories(text: str, lex: AuthorLexicon) -> list[str]:
     return found
 
 
-_NUMBER_WORDS = {
-    w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
-}
-_N = r"(\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")"
-_UPVOTE = r"up-?votes?"
-_AUTHOR = r"(?:co-?)?authors?"
-_COUNT_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
-    (
-        re.compile(rf"\b(?:at\s+least|no\s+fewer\s+than|a\s+minimum\s+of|>=|≥)\s*{_N}\s+{_UPVOTE}\b", re.I),
-        "up",
-        "min",
-    ),
-    (re.compile(rf"\b(?:more\s+than|over|above|>)\s*{_N}\s+{_UPVOTE}\b", re.I), "up", "gt"),
-    (re.compile(rf"\b{_N}\s*(?:\+|or\s+more)\s+{_UPVOTE}\b", re.I), "up", "min"),
-    (re.compile(rf"\b{_N}\s+{_UPVOTE}\s+or\s+more\b", re.I), "up", "min"),
-    (
-        re.compile(rf"\b(?:(?:a|one|only\s+one)\s+)?(?:single|sole|solo|lone)[\s-]+{_AUTHOR}(?:ed)?\b", re.I),
-        "n",
-        "one",
-    ),
-    (re.compile(r"\bsingle-authored\b|\bsolo\s+papers?\b", re.I), "n", "one"),
-    (re.compile(rf"\b(?:at\s+least|no\s+fewer\s+than)\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "min"),
-    (re.compile(rf"\b(?:more\s+than|over)\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "gt"),
-    (re.compile(rf"\b(?:at\s+most|no\s+more\s+than|up\s+to)\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "max"),
-    (re.compile(rf"\b(?:fewer|less)\s+than\s+{_N}\s+{_AUTHOR}\b", re.I), "n", "lt"),
-    (re.compile(rf"\b{_N}\s*(?:\+|or\s+more)\s+{_AUTHOR}\b", re.I), "n", "min"),
-    (re.compile(r"\b(?:only\s+|just\s+|exactly\s+)?one\s+author\b", re.I), "n", "one"),
-    (
-        re.compile(
-            rf"\b(?:with|have|has|had|having|by)\s+(?:only\s+|just\s+|exactly\s+)?{_N}\s+{_AUTHOR}\b", re.I
-        ),
-        "n",
-        "eq",
-    ),
-]
-
-
-def _number(text: str) -> int:
-    t = text.lower()
-    return _NUMBER_WORDS[t] if t in _NUMBER_WORDS else int(t)
-
-
-def _find_counts(
-    text: str, lex: AuthorLexicon
-) -> tuple[int | None, int | None, int | None, list[tuple[int, int]]]:
-    """(upvotes_min, n_authors_min, n_authors_max, spans) from phrases like "at least 3 upvotes",
-    "a single author", "more than 5 authors" — each only when some paper of the corpus has that field."""
-    up: int | None = None
-    lo: int | None = None
-    hi: int | None = None
-    spans: list[tuple[int, int]] = []
-    for pattern, what, how in _COUNT_PATTERNS:
-        if (what == "up" and not lex.has_upvotes) or (what == "n" and not lex.has_author_counts):
-            continue
-        for m in pattern.finditer(text):
-            if any(a < m.end() and m.start() < b for a, b in spans):
-                continue
-            n = 1 if how == "one" else _number(m.group(1))
-            if what == "up":
-                up = n + 1 if how == "gt" else n
-            elif how in ("one", "eq"):
-                lo = hi = n
-            elif how in ("min", "gt"):
-                lo = n + 1 if how == "gt" else n
-            else:
-                hi = n - 1 if how == "lt" else n
-            spans.append((m.start(), m.end()))
-    return up, lo, hi, spans
-
-
-def _find_affiliations(text: str, lex: AuthorLexicon) -> tuple[list[str], list[tuple[int, int]]]:
-    """Affiliations of the corpus named in ``text`` ("ETH Zurich" for 'eth-zurich'), with their spans.
-
-    A one-word affiliation that is also an ordinary word of the corpus needs a cue before it
-    ("from", "at", "affiliated with")."""
-    if not lex.affiliations:
-        return [], []
-    flat = "".join((fold(c) or c)[0] for c in text)  # same length as text
-    found: list[str] = []
-    spans: list[tuple[int, int]] = []
-    for key in sorted(lex.affiliations, key=len, reverse=True):
-        pattern = r"\b" + r"[\s\-_]+".join(map(re.escape, key.split())) + r"\b"
-        for m in re.finditer(pattern, flat):
-            if any(a < m.end() and m.start() < b for a, b in spans):
-                continue
-            cue = re.search(r"\b(?:from|at|with|of)\s+(?:the\s+)?$", flat[: m.start()])
-            if " " not in key and (key in lex.common or key in _GENERIC) and not cue:
-                continue
-            s = m.start()
-            before = re.search(
-                r"\b(?:(?:authors?|researchers?)\s+)?(?:from|at|affiliated\s+with)\s+(?:the\s+)?$", flat[:s]
-            )
-            if before:
-                s = before.start()
-            e = m.end()
-            after = re.match(r"\s+as\s+(?:an?\s+|their\s+)?affiliations?\b", flat[e:])
-            if after:
-                e += after.end()
-            spans.append((s, e))
-            if lex.affiliations[key] not in found:
-                found.append(lex.affiliations[key])
-    return found, spans
-
-
 def _strip(text: str, spans: list[tuple[int, int]]) -> str:
     """``text`` without ``spans`` (and a trigger word right before an author span)."""
     keep = []
@@ -439,8 +336,8 @@ def parse_query(query: str, lexicon: AuthorLexicon) -> ParsedQuery:
         if not any(a <= s < b for a, b in spans):
             spans.append((s, e))
             phrases.append(query[s:e])
-    affiliations, aff_spans = _find_affiliations(query, lexicon)
-    upvotes, n_lo, n_hi, count_spans = _find_counts(query, lexicon)
+    affiliations, aff_spans = find_affiliations(query, lexicon)
+    upvotes, n_lo, n_hi, count_spans = find_counts(query, lexicon)
     for s, e in [*aff_spans, *count_spans]:
         if not any(a < e and s < b for a, b in spans):
             spans.append((s, e))
