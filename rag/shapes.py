@@ -58,14 +58,26 @@ _COUNT_WORDING = re.compile(
 )
 
 
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:(?:can|could|would|will)\s+you\s+|please\s+|tell\s+me\s+|"
+    r"i(?:'m|\s+am)\s+(?:looking|searching)\s+for\s+|i\s+(?:want|need|would\s+like)\s+(?:to\s+(?:see|find|know)\s+)?|"
+    r"do\s+you\s+(?:have|know)\s+(?:of\s+)?)+)",
+    re.IGNORECASE,
+)
+"""A polite or first-person opening ("Can you …", "Tell me …", "I am looking for …"), skipped before the
+wording is read: "Tell me which papers …" asks what "Which papers …" asks."""
+
+
 def wants_list(question: str) -> bool:
     """Whether the question's wording asks for a set of papers."""
-    return bool(_LIST_WORDING.search(question))
+    return bool(_LIST_WORDING.search(question) or _LIST_WORDING.search(_PREAMBLE.sub("", question, count=1)))
 
 
 def wants_count(question: str) -> bool:
     """Whether the question asks how many."""
-    return bool(_COUNT_WORDING.search(question))
+    return bool(_COUNT_WORDING.search(_PREAMBLE.sub("", question, count=1)))
+
+
 
 
 def is_filter_listing(hits: Sequence[Hit]) -> bool:

@@ -64,6 +64,12 @@ def abstract_units(paper: Paper) -> list[str]:
         "List the work on sharpness-aware minimization.",
         "How many papers are about jailbreaking?",
         "Show me papers by Flammarion",
+        # a polite or first-person opening is skipped before the wording is read
+        "Can you list work on mirror descent?",
+        "Tell me which papers deal with catastrophic forgetting",
+        "I am looking for papers on neural collapse",
+        "Do you have any papers about grokking?",
+        "Would you show me all posters?",
     ],
 )
 def test_list_wording(question: str) -> None:
@@ -78,6 +84,9 @@ def test_list_wording(question: str) -> None:
         "Which method exploits the gradient of the reward in embedding space?",
         "How does momentum affect the implicit bias of SGD?",
         "What is Frost Training?",
+        "Could you tell me which paper introduced the NTK?",
+        "Tell me about sharpness-aware minimization",
+        "I want to know what the neural tangent kernel is",
     ],
 )
 def test_fact_wording(question: str) -> None:
