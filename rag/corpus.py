@@ -33,8 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import CorpusError, SourceError
+from rag.identity import link
 from rag.settings import Settings
-from rag.sources import ParseResult, Skipped, expand_paths, parse_file, read_text
+from rag.sources import (
+    ParseResult,
+    Skipped,
+    detect_library_format,
+    expand_paths,
+    parse_file,
+    parse_library_file,
+    read_head,
+    read_text,
+)
 from rag.sources import detect_format as _detect
 from rag.types import Paper, fold, paper_id
 
@@ -150,6 +160,11 @@ def merge(entries: list[Paper]) -> Paper:
             "kind": kind,
             "venue": first_set("venue"),
             "upvotes": first_set("upvotes"),
+            "doi": first_set("doi"),
+            "arxiv_id": first_set("arxiv_id"),
+            "pmid": first_set("pmid"),
+            "url": first_set("url"),
+            "keywords": list(dict.fromkeys(k for p in entries for k in p.keywords)),
             "code_available": any(code) if code else None,
             "affiliations": affiliations,
             "sources": sources,
@@ -192,10 +207,13 @@ def _combine(
                 groups.append([p])
                 order.append((p.id, len(groups) - 1))
     used = set(clusters)
+    groups = [clusters[pid][n] for pid, n in order]
+    joined = link(groups, [pid in explicit_at for pid, _ in order])
     papers: list[Paper] = []
     merged: dict[str, list[str]] = {}
-    for pid, n in order:
-        group = clusters[pid][n]
+    for members in joined:
+        pid, n = order[members[0]]
+        group = [p for i in members for p in groups[i]]
         paper = merge(group)
         if n > 0:
             k = n + 1
@@ -230,25 +248,34 @@ def load_corpus_report(
     # Read and detect everything first, so the listing parser can use author names from other pages.
     texts: dict[Path, str] = {}
     reports: dict[Path, FileReport] = {}
+    library: dict[Path, str] = {}  # reference-library files: read record by record, never whole
     for f in files:
         reports[f] = FileReport(path=str(f), name=f.name, format=None)
         try:
+            head = read_head(f)
+            reports[f].format = detect_library_format(head) if head.strip() else None
+            if reports[f].format:
+                library[f] = head
+                continue
             texts[f] = read_text(f)
             reports[f].format = _detect(texts[f])
         except SourceError as exc:
             problems.append(exc)
             reports[f].problems += 1
-    order = sorted(texts, key=lambda f: reports[f].format == "listing")
+    order = sorted([*texts, *library], key=lambda f: reports[f].format == "listing")
     parsed: dict[Path, ParseResult] = {}
     names: set[str] = set()
     for f in order:
         try:
-            parsed[f] = parse_file(f, known_names=names, text=texts[f])
+            if f in library:
+                parsed[f] = parse_library_file(f, str(reports[f].format), library[f])
+            else:
+                parsed[f] = parse_file(f, known_names=names, text=texts[f])
         except SourceError as exc:
             problems.append(exc)
             reports[f].problems += 1
             continue
-        if parsed[f].format != "beir":
+        if parsed[f].format not in ("beir", "arxiv-snapshot", "openalex", "s2", "pubmed"):
             names.update(n for p in parsed[f].papers for n in p.authors)
     results = [parsed[f] for f in files if f in parsed]
     for r in results:

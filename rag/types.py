@@ -49,6 +49,11 @@ class Paper(Record):
     code_available: bool | None = None
     upvotes: int | None = None
     line: int | None = Field(None, description="Line in `source` where the entry starts.")
+    doi: str | None = Field(None, description="DOI, lower-case, without a URL prefix: 10.1234/abc.")
+    arxiv_id: str | None = Field(None, description="arXiv id without version: 2301.01234, hep-th/9901001.")
+    pmid: str | None = Field(None, description="PubMed id.")
+    keywords: list[str] = Field(default_factory=list, description="Keywords or subject categories.")
+    url: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict, description="Any other field the page carries.")
 
     @property

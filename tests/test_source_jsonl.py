@@ -28,7 +28,8 @@ def test_good_and_bad_lines() -> None:
         "NeurIPS",
         ["Ada Example"],
     )
-    assert first.extra == {"doi": "10.1/x"}  # unknown keys are kept, not dropped
+    assert first.doi == "10.1/x"  # a Paper field since the reference-library formats
+    assert first.extra == {"isbn": "978-0"}  # unknown keys are kept, not dropped
     assert (first.source, first.line) == ("papers.jsonl", 1)
     assert (r.papers[2].id, r.papers[2].kind, r.papers[2].line) == ("custom-1", "preprint", 7)
     assert [p.line for p in r.problems] == [3, 4, 5, 6]

@@ -1,0 +1,227 @@
+"""What the reference-library readers share (BibTeX, RIS, CSL-JSON, arXiv, OpenAlex, Semantic Scholar,
+PubMed): reading a file as a stream (plain or gzip), normalised identifiers, names and dates, and one
+`Paper` per record.
+
+Readers are generators of `Paper` or `EntryParseError`: a file of any size is read record by record and
+`collect` gathers them into a `ParseResult`. Ids are ``paper_id(title)`` — the same rule as the seed pages,
+so a paper merges with its seed-page entry by title, and with the same paper from another export by
+DOI / arXiv id / PMID (rag.corpus, "Identity").
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+from pydantic import ValidationError
+
+from rag.errors import EmptySourceError, EncodingError, EntryParseError, SourceError
+from rag.sources.base import ParseResult, squash
+from rag.types import Paper, paper_id
+
+Record = Paper | SourceError
+HEAD_BYTES = 64 * 1024
+
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
+_ARXIV_PREFIX = re.compile(r"^(?:https?://(?:export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", re.IGNORECASE)
+_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.IGNORECASE)
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, gunzipped when it is gzip (by its magic number, not its name)."""
+    if is_gzip(path):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def read_head(path: Path, size: int = HEAD_BYTES) -> str:
+    """The first ``size`` bytes (after gunzip) as text, for format detection; undecodable bytes become
+    U+FFFD (a Latin-1 .bib is still recognised). Raises `SourceError` when unreadable."""
+    try:
+        with open_binary(path) as fh:
+            data = fh.read(size)
+    except (OSError, EOFError) as exc:
+        raise SourceError(path, f"cannot be read ({exc}); check the path and permissions.") from exc
+    text = data.decode("utf-8", errors="replace")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def text_lines(path: Path) -> Iterator[str]:
+    """The file's lines as UTF-8 text (gzip or plain), streamed; a byte that is not UTF-8 raises
+    `EncodingError` with its line."""
+    lineno = 0
+    with open_binary(path) as fh:
+        for raw in fh:
+            lineno += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EncodingError(
+                    path, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8.", lineno
+                ) from exc
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield line
+
+
+def read_document(path: Path) -> str:
+    """The whole file as UTF-8 text (gzip or plain), for formats that are one document (a JSON array)."""
+    with open_binary(path) as fh:
+        data = fh.read()
+    if not data.strip():
+        raise EmptySourceError(path, "the file is empty.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise EncodingError(path, "not valid UTF-8; re-save the file as UTF-8.", line) from exc
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def json_records(path: Path, head: str, what: str, unwrap: tuple[str, ...] = ()) -> Iterator[tuple[int, Any]]:
+    """(position, object) for each record of a JSON file: JSON lines (position = line, streamed), or one
+    document that is an array, an object holding the array under one of ``unwrap`` keys (an API page), or
+    a single record (position = 1-based index). Lines that are not JSON are yielded as `EntryParseError`."""
+    first = next((ln for ln in head.split("\n") if ln.strip()), "")
+    try:
+        one_line = isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        one_line = False
+    if one_line:
+        for lineno, line in enumerate(text_lines(path), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield lineno, EntryParseError(path, f"not valid JSON ({exc.msg}); expected {what}.", lineno)
+        return
+    try:
+        doc = json.loads(read_document(path))
+    except json.JSONDecodeError as exc:
+        raise EntryParseError(path, f"not valid JSON ({exc.msg}); expected {what}.", exc.lineno) from exc
+    if isinstance(doc, dict):
+        key = next((k for k in unwrap if isinstance(doc.get(k), list)), None)
+        doc = doc[key] if key else [doc]
+    if not isinstance(doc, list):
+        raise EntryParseError(path, f"expected a JSON array of {what}s, found {type(doc).__name__}.", 1)
+    yield from enumerate(doc, start=1)
+
+
+def collect(path: Path, fmt: str, records: Iterable[Record]) -> ParseResult:
+    """Gather a reader's records. A fatal error part-way (broken XML) keeps what came before it, reported
+    as one more problem; before any record it is the file's error."""
+    result = ParseResult(path=path, format=fmt)
+    try:
+        for rec in records:
+            if isinstance(rec, Paper):
+                result.papers.append(rec)
+            else:
+                result.problems.append(rec)
+    except SourceError as exc:
+        if not result.papers and not result.problems:
+            raise
+        result.problems.append(exc)
+    return result
+
+
+def norm_doi(raw: Any) -> str | None:
+    """``https://doi.org/10.1/ABC`` → ``10.1/abc`` (DOIs are case-insensitive); None when not a DOI."""
+    if not isinstance(raw, str):
+        return None
+    doi = _DOI_PREFIX.sub("", raw.strip()).strip().lower()
+    return doi if doi.startswith("10.") and "/" in doi else None
+
+
+def norm_arxiv(raw: Any) -> str | None:
+    """``arXiv:2301.01234v2`` / ``https://arxiv.org/abs/hep-th/9901001v1`` → ``2301.01234`` /
+    ``hep-th/9901001``; an arXiv DOI (10.48550/arXiv.…) gives its id too."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    text = raw.strip()
+    m = _ARXIV_DOI.match(_DOI_PREFIX.sub("", text))
+    if m:
+        text = m.group(1)
+    text = _ARXIV_PREFIX.sub("", text).strip().removesuffix(".pdf")
+    text = re.sub(r"v\d+$", "", text)
+    ok = re.fullmatch(r"\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7}", text)
+    return text if ok else None
+
+
+def person(raw: str) -> str:
+    """``"Müller, Jörg"`` → ``"Jörg Müller"``; ``"Ford, Jr., Henry"`` → ``"Henry Ford Jr."``; a name
+    without a comma is kept as written (whitespace collapsed)."""
+    parts = [squash(p) for p in raw.split(",")]
+    if len(parts) == 2 and all(parts):
+        return f"{parts[1]} {parts[0]}"
+    if len(parts) == 3 and all(parts):
+        return f"{parts[2]} {parts[0]} {parts[1]}"
+    return squash(raw)
+
+
+def year_of(raw: Any) -> int | None:
+    if isinstance(raw, int):
+        return raw if 1500 <= raw <= 2100 else None
+    m = _YEAR.search(str(raw or ""))
+    return int(m.group(1)) if m else None
+
+
+def iso_date(year: Any, month: Any = None, day: Any = None) -> str | None:
+    """``2023-02-14`` / ``2023-02`` / ``2023`` from parts that may be missing; None without a year."""
+    y = year_of(year)
+    if y is None:
+        return None
+    try:
+        m = int(month) if month not in (None, "") else None
+        d = int(day) if day not in (None, "") else None
+    except (TypeError, ValueError):
+        m = d = None
+    if m is None or not 1 <= m <= 12:
+        return f"{y:04d}"
+    if d is None or not 1 <= d <= 31:
+        return f"{y:04d}-{m:02d}"
+    return f"{y:04d}-{m:02d}-{d:02d}"
+
+
+def paper(path: Path, position: int, *, title: str, **fields: Any) -> Paper:
+    """A `Paper` from one record: id from the title, source and position from the file. Empty values are
+    dropped; ``date`` sets ``year`` when no year is given."""
+    title = squash(title)
+    values = {k: v for k, v in fields.items() if v not in (None, "", [], {})}
+    if isinstance(values.get("abstract"), str):
+        values["abstract"] = values["abstract"].strip()
+    if values.get("year") is None and values.get("date"):
+        values["year"] = year_of(values["date"])
+    return Paper(
+        id=paper_id(title), title=title, source=path.name, sources=[path.name], line=position, **values
+    )
+
+
+def missing_title(path: Path, position: int, what: str) -> EntryParseError:
+    return EntryParseError(path, f"{what} has no title; expected a non-empty title.", position)
+
+
+def guarded(path: Path, position: int, what: str, build: Callable[[], Record]) -> Record:
+    """``build()``, or an `EntryParseError` naming the record when one of its values has an unexpected type
+    (a list where a string belongs, …): one odd record never stops the file."""
+    try:
+        return build()
+    except (ValidationError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            detail = f"field {'.'.join(str(x) for x in err['loc'])!r}: {err['msg']}"
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        return EntryParseError(
+            path, f"{what} {position} has a value of an unexpected type ({detail}).", position
+        )
