@@ -21,6 +21,9 @@ abstract, a full ISO date over a partial one, the most specific kind: talk/oral/
 ``extra["entries"]`` = every "file:line". Two *different* papers with the same id (possible when long
 titles share their first 64 characters) are kept apart: the later one gets ``<id>-2`` (then ``-3``…).
 Explicit ids (BEIR ``_id``, ``id`` in JSON lines) are never rewritten; a repeated one is reported.
+Across sources (BibTeX, RIS, arXiv, OpenAlex, … — rag.identity), groups are then joined by DOI, arXiv
+id, PMID, or normalised title + first-author family name; the joined paper keeps the id of the group
+seen first. Entries whose DOIs (arXiv ids, PMIDs) differ are never one paper, whatever their titles.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import CorpusError, SourceError
-from rag.identity import link
+from rag.identity import different_ids, link
 from rag.settings import Settings
 from rag.sources import (
     ParseResult,
@@ -106,7 +109,7 @@ def _family(name: str) -> str:
 
 def same_paper(a: Paper, b: Paper) -> bool:
     """Two entries with the same id describe one paper (see the module docstring)."""
-    if _full_key(a.title) != _full_key(b.title):
+    if _full_key(a.title) != _full_key(b.title) or different_ids(a, b):
         return False
     if a.authors and b.authors:
         return bool({_family(n) for n in a.authors} & {_family(n) for n in b.authors})

@@ -48,6 +48,12 @@ def ids_of(p: Paper) -> dict[str, str]:
     return out
 
 
+def different_ids(a: Paper, b: Paper) -> bool:
+    """Both papers carry a DOI (or arXiv id, or PMID) and they differ: two papers, whatever their titles."""
+    ia, ib = ids_of(a), ids_of(b)
+    return any(k in ia and k in ib and ia[k] != ib[k] for k in ("doi", "arxiv", "pmid"))
+
+
 def _conflict(a: dict[str, set[str]], b: dict[str, set[str]]) -> bool:
     return any(a.get(k) and b.get(k) and not (a[k] & b[k]) for k in ("doi", "arxiv", "pmid"))
 
