@@ -12,9 +12,16 @@ from rag.settings import Settings
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "index",
-        help="Index the seeds (or --source files/folders): embed new and changed papers, drop removed ones.",
+        help="Index the seeds (or the given files/folders/globs): embed new and changed papers, drop removed ones.",
         description="Sync the index under RAG_HOME to exactly the given sources (default: the seed pages). "
         "Unchanged papers are not re-embedded; a run that was interrupted is completed.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="Files, folders or globs to index, in any mix of formats: seed pages, BEIR folders, JSON lines, "
+        "BibTeX, RIS, CSL-JSON, arXiv (Atom or snapshot, .gz too), OpenAlex, Semantic Scholar, PubMed XML.",
     )
     parser.add_argument(
         "--source",
@@ -39,7 +46,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings.index.embed_backend = args.backend
     quiet = bool(getattr(args, "quiet", False))
     progress = not (quiet or getattr(args, "no_progress", False))
-    stats = build_index(args.source or None, settings, progress=progress)
+    sources = [*(getattr(args, "paths", None) or []), *(args.source or [])]
+    stats = build_index(sources or None, settings, progress=progress)
     where = settings.chroma_url or str(settings.index_dir / "chroma")
     if not quiet:
         rows = [

@@ -34,8 +34,9 @@ def add_parser(sub: Any) -> None:
         "--path",
         action="append",
         metavar="PATH",
-        help="Source file or folder (seed pages, BEIR folder, .jsonl); repeatable. Default: the corpus "
-        "paths in settings (the project's seeds/).",
+        help="Source file, folder or glob (seed pages, BEIR folder, .jsonl, .bib, .ris, CSL-JSON, arXiv, "
+        "OpenAlex, Semantic Scholar, PubMed XML); repeatable. Default: the corpus paths in settings (the "
+        "project's seeds/).",
     )
     p.add_argument("--strict", action="store_true", help="Fail (exit 2) if any file or entry has a problem.")
     p.add_argument("--list", action="store_true", help="List the papers instead of only counting them.")
@@ -81,6 +82,23 @@ def _counts(title: str, counter: Counter[str], order: list[str] | None = None) -
     keys = order if order is not None else sorted(counter)
     width = max((len(k) for k in keys), default=0)
     return [f"{title}:"] + [f"  {k:<{width}}  {counter[k]:>5}" for k in keys]
+
+
+def _format_lines(files: list[Any]) -> list[str]:
+    """Records and problems per detected format (a record that failed counts as a problem, not a paper)."""
+    records: Counter[str] = Counter()
+    bad: Counter[str] = Counter()
+    n_files: Counter[str] = Counter()
+    for f in files:
+        fmt = f.format or "not loaded"
+        n_files[fmt] += 1
+        records[fmt] += f.entries
+        bad[fmt] += f.problems
+    width = max((len(k) for k in n_files), default=0)
+    return ["by format (records read, from files):"] + [
+        f"  {fmt:<{width}}  {records[fmt]:>5} in {n_files[fmt]} file(s), {bad[fmt]} problem(s)"
+        for fmt in sorted(n_files)
+    ]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,6 +151,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     lines += _counts("by year", years, order)
     kinds: Counter[str] = Counter(p.kind or "none" for p in papers)
     lines += _counts("by kind", kinds, [k for k, _ in kinds.most_common()])
+    lines += _format_lines(report.files)
     lines.append("files:")
     for f in report.files:
         skipped = f", {len(f.skipped)} non-paper block(s) skipped" if f.skipped else ""
