@@ -12,7 +12,7 @@ from rag.settings import Settings
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "index",
-        help="Index the seeds (or the given files, folders, globs): embed new/changed papers, drop removed ones.",
+        help="Index the seeds (or given files, folders, globs): embed new/changed papers, drop removed ones.",
         description="Sync the index under RAG_HOME to exactly the given sources (default: the seed pages). "
         "Unchanged papers are not re-embedded; a run that was interrupted is completed.",
     )
