@@ -247,6 +247,18 @@ class Answer(Record):
         default_factory=dict, description="Seconds: retrieve, first_token, generate, total."
     )
 
+    def cited_papers(self) -> list[Paper]:
+        """The papers the answer cites, in citation order (a list answer: its members), each once."""
+        papers = [c.paper for c in sorted(self.citations, key=lambda c: c.number)]
+        papers += [item.paper for item in self.items]
+        return list({p.id: p for p in papers}.values())
+
+    def bibtex(self) -> str:
+        """BibTeX entries of the cited papers (rag.export.bibtex), ``""`` when nothing is cited."""
+        from rag.export import bibtex
+
+        return bibtex(self.cited_papers())
+
 
 class IndexStats(Record):
     papers: int = 0

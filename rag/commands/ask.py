@@ -5,7 +5,8 @@ answer is complete (citations verified and renumbered); piped output gets the ch
 is the pipeline's (``Answer.kind``): a list answer prints its lines, one ``[n] Title (author, year) —
 evidence`` per paper, no reference list (each line names its paper); an extractive answer (the model's own
 text could not be verified) is marked as quoted from the abstracts. A model failure prints the error line,
-then the papers that were retrieved, and exits with status 2. ``--json`` prints the whole ``Answer``.
+then the papers that were retrieved, and exits with status 2. ``--json`` prints the whole ``Answer``;
+``--bib`` only the BibTeX of the cited papers (``Answer.bibtex()``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def add_parser(sub: Any) -> None:
     )
     add_filter_flags(p)
     p.add_argument("--json", action="store_true", help="Print the whole Answer as JSON (no streaming).")
+    p.add_argument(
+        "--bib", action="store_true", help="Print only the BibTeX of the cited papers (e.g. >> refs.bib)."
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,6 +50,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     question = " ".join(args.question)
     options: dict[str, Any] = {"model": args.model, "filters": filters_from_args(args) or None, "k": args.k}
+    if getattr(args, "bib", False):
+        result = answer(question, settings=settings, **options)
+        if result.error:
+            print(f"error: {result.error}", file=sys.stderr)
+            return EXIT_ERROR
+        sys.stdout.write(result.bibtex() or "% no papers cited\n")
+        return 0
     if args.json:
         result = answer(question, settings=settings, **options)
         json.dump(result.model_dump(mode="json"), sys.stdout, ensure_ascii=False, indent=1)

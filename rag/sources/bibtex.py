@@ -49,9 +49,11 @@ def _read(path: Path) -> tuple[str, str | None]:
 
 
 def _decoder() -> Any:
-    from pylatexenc.latex2text import LatexNodes2Text
+    from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
-    return LatexNodes2Text(math_mode="verbatim", strict_latex_spaces=True)
+    db = get_default_latex_context_db()  # \textasciicircum is a plain caret in titles (rag.export writes it)
+    db.add_context_category("rag", prepend=True, macros=[MacroTextSpec("textasciicircum", simplify_repl="^")])
+    return LatexNodes2Text(latex_context=db, math_mode="verbatim", strict_latex_spaces=True)
 
 
 def _month(raw: str) -> int | None:
