@@ -15,6 +15,8 @@ class Record(BaseModel):
 
 def fold(text: str) -> str:
     """Lower-case, accent-free, whitespace-collapsed form used for matching titles and names."""
+    if text.isascii():  # the same result, without decomposing (a large arXiv snapshot is mostly ASCII)
+        return " ".join(text.split()).casefold()
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return re.sub(r"\s+", " ", stripped).strip().casefold()

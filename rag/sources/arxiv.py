@@ -23,13 +23,14 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 from rag.errors import EntryParseError
-from rag.sources.base import ParseResult
+from rag.sources.base import MONTHS, ParseResult
 from rag.sources.records import Record, collect, guarded, norm_arxiv, norm_doi, paper, text_lines
 from rag.sources.xmlstream import elements, local
 
 NAME = "arxiv"
 SNAPSHOT = "arxiv-snapshot"
 _SNAPSHOT_KEYS = re.compile(r'"(?:authors_parsed|update_date|versions)"\s*:')
+_CREATED = re.compile(r"^\w{3}, (\d{1,2}) (\w{3}) (\d{4}) ")
 _NS = "{http://www.w3.org/2005/Atom}"
 _AX = "{http://arxiv.org/schemas/atom}"
 
@@ -92,19 +93,26 @@ def parse(path: Path) -> ParseResult:
 
 
 def _snapshot_date(obj: dict[str, Any]) -> str | None:
+    """The first version's date ("Mon, 2 Apr 2007 19:18:42 GMT" → 2007-04-02), else ``update_date``."""
     versions = obj.get("versions")
-    if (
-        isinstance(versions, list)
-        and versions
-        and isinstance(versions[0], dict)
-        and versions[0].get("created")
-    ):
+    first = versions[0] if isinstance(versions, list) and versions else None
+    if isinstance(first, dict) and first.get("created"):
+        created = str(first["created"])
+        m = _CREATED.match(created)
+        if m and m.group(2) in MONTHS:
+            return f"{m.group(3)}-{MONTHS[m.group(2)]:02d}-{int(m.group(1)):02d}"
         try:
-            return parsedate_to_datetime(versions[0]["created"]).date().isoformat()
+            return parsedate_to_datetime(created).date().isoformat()
         except (TypeError, ValueError):
             pass
     update = obj.get("update_date")
     return update if isinstance(update, str) and update else None
+
+
+def _flat(text: Any) -> str:
+    """The snapshot's hard-wrapped text on one line (split/join only when a double space is left)."""
+    flat = str(text or "").replace("\n", " ").strip()
+    return " ".join(flat.split()) if "  " in flat or "\t" in flat or "\r" in flat else flat
 
 
 def _authors(obj: dict[str, Any]) -> list[str]:
@@ -130,7 +138,7 @@ def _record(path: Path, line: int, obj: Any) -> Record:
         line,
         title=title,
         authors=_authors(obj),
-        abstract=" ".join(str(obj.get("abstract") or "").split()),
+        abstract=_flat(obj.get("abstract")),
         date=_snapshot_date(obj),
         venue=obj.get("journal-ref") or None,
         category=cats[0] if cats else None,

@@ -29,6 +29,8 @@ HEAD_BYTES = 64 * 1024
 _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 _ARXIV_PREFIX = re.compile(r"^(?:https?://(?:export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", re.IGNORECASE)
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.IGNORECASE)
+_VERSION = re.compile(r"v\d+$")
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7}")
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 
 
@@ -149,13 +151,14 @@ def norm_arxiv(raw: Any) -> str | None:
     if not isinstance(raw, str) or not raw.strip():
         return None
     text = raw.strip()
+    if _ARXIV_ID.fullmatch(text):  # the common case: a bare id (the snapshot's "id")
+        return text
     m = _ARXIV_DOI.match(_DOI_PREFIX.sub("", text))
     if m:
         text = m.group(1)
     text = _ARXIV_PREFIX.sub("", text).strip().removesuffix(".pdf")
-    text = re.sub(r"v\d+$", "", text)
-    ok = re.fullmatch(r"\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7}", text)
-    return text if ok else None
+    text = _VERSION.sub("", text)
+    return text if _ARXIV_ID.fullmatch(text) else None
 
 
 def person(raw: str) -> str:
@@ -196,8 +199,8 @@ def iso_date(year: Any, month: Any = None, day: Any = None) -> str | None:
 def paper(path: Path, position: int, *, title: str, **fields: Any) -> Paper:
     """A `Paper` from one record: id from the title, source and position from the file. Empty values are
     dropped; ``date`` sets ``year`` when no year is given."""
-    title = squash(title)
-    values = {k: v for k, v in fields.items() if v not in (None, "", [], {})}
+    title = " ".join(title.split())
+    values = {k: v for k, v in fields.items() if v is not None and v != "" and v != [] and v != {}}
     if isinstance(values.get("abstract"), str):
         values["abstract"] = values["abstract"].strip()
     if values.get("year") is None and values.get("date"):
