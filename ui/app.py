@@ -34,6 +34,7 @@ from ui.controls import (  # noqa: E402  (re-exported: part of ui.app's interfac
     load_papers,
     source_choices,
 )
+from ui.papers import build_papers_tab  # noqa: E402
 
 __all__ = [
     "EXAMPLES", "RagUI", "build_filters", "create_app", "example_questions", "launch", "source_choices",
@@ -289,27 +290,34 @@ def create_app(
                 1, MAX_K, value=min(settings.retrieve.k, MAX_K), step=1,
                 label="Number of papers", elem_id="rag-k",
             )
-        gr.Markdown(
-            "## Ask the paper abstracts\nAnswers come only from the indexed abstracts; every claim cites "
-            "a paper, and each citation number matches a card under **Sources**.",
-            elem_id="rag-intro",
-        )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=360):
-                chatbot = gr.Chatbot(
-                    label="Conversation", height=560, elem_id="rag-chat", buttons=["copy"],
-                    feedback_options=None, placeholder="Ask a question about the papers, or pick an example.",
+        with gr.Tabs(elem_id="rag-tabs"):
+            with gr.Tab("Ask", id="ask"):
+                gr.Markdown(
+                    "## Ask the paper abstracts\nAnswers come only from the indexed abstracts; every claim "
+                    "cites a paper, and each citation number matches a card under **Sources**.",
+                    elem_id="rag-intro",
                 )
-                with gr.Row():
-                    question = gr.Textbox(
-                        show_label=False, placeholder="Ask about the papers…", scale=6, lines=1,
-                        max_lines=4, elem_id="rag-question", autofocus=True, submit_btn=False,
-                    )
-                    ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="rag-ask")
-                    clear = gr.Button("Clear", scale=1, min_width=80, elem_id="rag-clear")
-                gr.Examples(example_questions(), inputs=question, label="Example questions")
-            with gr.Column(scale=2, min_width=300):
-                panel = gr.HTML(render.render_empty(), elem_id="rag-sources-panel")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=360):
+                        chatbot = gr.Chatbot(
+                            label="Conversation", height=560, elem_id="rag-chat", buttons=["copy"],
+                            feedback_options=None,
+                            placeholder="Ask a question about the papers, or pick an example.",
+                        )
+                        with gr.Row():
+                            question = gr.Textbox(
+                                show_label=False, placeholder="Ask about the papers…", scale=6, lines=1,
+                                max_lines=4, elem_id="rag-question", autofocus=True, submit_btn=False,
+                            )
+                            ask = gr.Button(
+                                "Ask", variant="primary", scale=1, min_width=80, elem_id="rag-ask"
+                            )
+                            clear = gr.Button("Clear", scale=1, min_width=80, elem_id="rag-clear")
+                        gr.Examples(example_questions(), inputs=question, label="Example questions")
+                    with gr.Column(scale=2, min_width=300):
+                        panel = gr.HTML(render.render_empty(), elem_id="rag-sources-panel")
+            with gr.Tab("Papers", id="papers", elem_id="rag-papers-tab"):
+                build_papers_tab(papers, [year_min, year_max, author, sources])
 
         inputs = [question, chatbot, history, year_min, year_max, author, sources, model, k]
         outputs = [question, chatbot, panel, history]
