@@ -4,6 +4,11 @@ One ``LocalModel`` per (path, n_ctx, n_threads) per process, loaded on first use
 serialised by a per-model lock because a llama.cpp context is not re-entrant. Every call has a deadline:
 waiting for the lock and generating both stop when it passes, and ``LLMTimeoutError`` is raised.
 
+Answers do not depend on what was asked before: the KV cache keeps only the chat template's system part,
+always evaluated as its own batch, so a question's prompt is read the same way whether that part was cached
+or not (reusing whatever prefix matched made the same question answer differently after another one).
+Sampling is greedy at temperature 0; at other temperatures the seed is fixed (``DEFAULT_SEED``) unless given.
+
 Callers normally go through ``rag.llm`` (which routes ``local/...`` model ids here via litellm); this module
 knows nothing about litellm.
 """
@@ -27,6 +32,9 @@ from rag.settings import Settings
 
 N_BATCH = 512
 """Prompt tokens evaluated per batch (llama.cpp's default; our prompts are ~1k tokens)."""
+
+DEFAULT_SEED = 0
+"""Sampling seed when the caller gives none (only matters at temperature > 0)."""
 
 _INSTALL_HINT = (
     "The local model needs llama-cpp-python: run `make setup` or `pip install 'llama-cpp-python>=0.3.2'`, "
@@ -146,6 +154,32 @@ class LocalModel:
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
 
+    def system_prefix(self, messages: Sequence[dict[str, Any]], tokens: list[int]) -> int:
+        """How many leading prompt tokens are the template's rendering of the system message (0 when the
+        first message is not one): the part the KV cache keeps between calls."""
+        if len(messages) < 2 or messages[0].get("role") != "system":
+            return 0
+        head, _ = self.prompt(messages[:1])
+        n = 0
+        for a, b in zip(head, tokens, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n if n < len(tokens) else 0
+
+    def _load_prompt_prefix(self, tokens: list[int], keep: int) -> None:
+        """Leave llama.cpp holding exactly ``tokens[:keep]``, evaluated as one batch from an empty cache
+        (reused when it already holds them), so that the rest of the prompt is always read from the same
+        state: a prompt gives the same answer whatever the previous prompt was. Lock held."""
+        llama = self.llama
+        cached = keep > 0 and llama.n_tokens >= keep and list(llama.input_ids[:keep]) == tokens[:keep]
+        llama.reset()  # n_tokens = 0: create_completion will not reuse a prefix of its own choosing
+        if cached:
+            llama.n_tokens = keep  # the cells past it are dropped by the next eval
+            llama._requires_eval = True  # never sample from the previous call's last logits
+        elif keep:
+            llama.eval(tokens[:keep])
+
     def stream(
         self,
         messages: Sequence[dict[str, Any]],
@@ -175,6 +209,7 @@ class LocalModel:
                 "raise RAG_LLM__N_CTX or put fewer papers in the prompt (RAG_LLM__CONTEXT_PAPERS)."
             )
         stops = ([stop] if isinstance(stop, str) else list(stop or [])) + template_stop
+        keep = self.system_prefix(messages, tokens)
         timed_out = False
 
         def past_deadline(_ids: Any, _logits: Any) -> bool:
@@ -190,6 +225,7 @@ class LocalModel:
         text: list[str] = []
         try:
             usage.prompt_tokens = len(tokens)
+            self._load_prompt_prefix(tokens, keep)
             chunks = self.llama.create_completion(
                 prompt=tokens,
                 max_tokens=min(max_tokens, room),
@@ -199,7 +235,7 @@ class LocalModel:
                 min_p=0.05,
                 repeat_penalty=1.0,
                 stop=stops,
-                seed=seed,
+                seed=DEFAULT_SEED if seed is None else seed,
                 stream=True,
                 stopping_criteria=llama_cpp.StoppingCriteriaList([past_deadline]),
             )

@@ -92,3 +92,29 @@ def test_stream_closed_early_frees_the_model(settings: Settings) -> None:
     assert isinstance(first, str)
     gen.close()
     assert "paris" in complete(MESSAGES, settings).text.lower()
+
+
+# ------------------------------------------------------------------ determinism (issue 14 item 3)
+
+SYSTEM = "You answer questions about research papers in one or two sentences."
+
+
+def test_the_same_question_gets_the_same_answer_whatever_came_before(settings: Settings) -> None:
+    """With the default model: llama-cpp-python's own prefix reuse made its third answer below differ from
+    the first two (measured; SmolLM2 happened to give identical answers either way)."""
+
+    def ask(question: str) -> str:
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+        return complete(messages, settings).text
+
+    a = (
+        "Which papers study sharpness of minima and generalization? Papers: [1] A Modern Look at the "
+        "Relationship between Sharpness and Generalization. [2] How to escape sharp minima."
+    )
+    b = "What does JailbreakBench provide? Papers: [1] JailbreakBench: An Open Robustness Benchmark."
+    first = ask(a)
+    ask(b)
+    again = ask(a)
+    once_more = ask(a)  # the whole prompt is in the cache now
+    assert first == again == once_more, (first, again, once_more)
+    assert first
