@@ -20,19 +20,19 @@ knows nothing about litellm.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError, RagError
+from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError
+from rag.llm_deadline import AbortFlag
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,11 @@ class LocalModel:
             stop_token_ids=[eos],
         )
         self.lock = threading.Lock()
-        self._abort = _AbortFlag(self.llama)
+        self._abort = AbortFlag()
+        self._abort.install(
+            lambda callback, data: llama_cpp.llama_set_abort_callback(self.llama._ctx.ctx, callback, data),
+            llama_cpp.ggml_abort_callback,
+        )
 
     def prompt(self, messages: Sequence[dict[str, Any]]) -> tuple[list[int], list[str]]:
         """The chat-templated prompt as tokens, and the template's stop strings."""
@@ -217,12 +221,9 @@ class LocalModel:
         set, stops the generation at the next token or graph node (the caller stopped listening). Raises
         LLMProviderError when the prompt does not fit the context window.
         """
-        import llama_cpp
-
         usage = usage if usage is not None else Usage()
-        deadline = deadline if deadline is not None else time.monotonic() + timeout
-        own_cancel = cancel is None
-        cancel = cancel if cancel is not None else threading.Event()
+        started = time.monotonic()
+        stopped = _Stop(deadline if deadline is not None else started + timeout, cancel or threading.Event())
         tokens, template_stop = self.prompt(messages)
         room = self.config.n_ctx - len(tokens)
         if room < 1:
@@ -230,147 +231,94 @@ class LocalModel:
                 f"The prompt is {len(tokens)} tokens but the local model's context is {self.config.n_ctx}: "
                 "raise RAG_LLM__N_CTX or put fewer papers in the prompt (RAG_LLM__CONTEXT_PAPERS)."
             )
-        stops = ([stop] if isinstance(stop, str) else list(stop or [])) + template_stop
-        keep = self.system_prefix(messages, tokens)
-        interrupted = False  # by the deadline or by ``cancel``, not by the end of the answer
-
-        def stopped(_ids: Any = None, _logits: Any = None) -> bool:
-            nonlocal interrupted
-            interrupted = interrupted or cancel.is_set() or time.monotonic() > deadline
-            return interrupted
-
+        options = {
+            "max_tokens": min(max_tokens, room),
+            "temperature": temperature,
+            "top_p": top_p,
+            "stop": ([stop] if isinstance(stop, str) else list(stop or [])) + template_stop,
+            "seed": DEFAULT_SEED if seed is None else seed,
+        }
         usage.phase = "waiting for another request to the local model to finish"
-        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            if own_cancel:
-                cancel.set()
+        if not self.lock.acquire(timeout=max(0.0, stopped.deadline - time.monotonic())):
             raise LLMTimeoutError(
-                f"The local model was busy with another request for {timeout:g} s; try again or raise "
-                "RAG_LLM__TIMEOUT."
+                f"The local model was busy with another request for {time.monotonic() - started:.1f} s "
+                f"(RAG_LLM__TIMEOUT {timeout:g} s); try again or raise RAG_LLM__TIMEOUT."
             )
         text: list[str] = []
-        disarm = self._abort.arm(deadline, cancel)
+        disarm = self._abort.arm(stopped.deadline, stopped.cancel)
         try:
-            usage.prompt_tokens = len(tokens)
-            usage.phase = f"reading the {len(tokens)}-token prompt"
-            self._load_prompt_prefix(tokens, keep)
-            chunks = self.llama.create_completion(
-                prompt=tokens,
-                max_tokens=min(max_tokens, room),
-                temperature=temperature,
-                top_p=top_p,
-                top_k=40,
-                min_p=0.05,
-                repeat_penalty=1.0,
-                stop=stops,
-                seed=DEFAULT_SEED if seed is None else seed,
-                stream=True,
-                stopping_criteria=llama_cpp.StoppingCriteriaList([stopped]),
-            )
-            for chunk in cast(Iterator[dict[str, Any]], chunks):
-                choice = chunk["choices"][0]
-                delta = choice.get("text") or ""
-                if delta:
-                    if not text:
-                        usage.phase = "generating"
-                    text.append(delta)
-                    yield delta
-                if choice.get("finish_reason"):
-                    usage.finish_reason = str(choice["finish_reason"])
-                elif stopped():
-                    break
+            for delta in self._generate(
+                tokens, self.system_prefix(messages, tokens), stopped, usage, options
+            ):
+                text.append(delta)
+                yield delta
         except RuntimeError as exc:  # llama_decode returned 2: the abort callback stopped it
             if f"returned {_ABORTED}" not in str(exc) or not stopped():
                 raise LLMProviderError(f"The local model failed: {exc}") from exc
         finally:
             disarm()
-            cancelled = cancel.is_set()
-            if own_cancel:
-                cancel.set()  # lets the abort watcher go
+            cancelled = stopped.cancel.is_set()
+            if cancel is None:
+                stopped.cancel.set()  # lets the abort watcher go
             usage.completion_tokens = self.count_tokens("".join(text))
-            if interrupted:
+            if stopped.hit:
                 self.llama.reset()  # an interrupted evaluation leaves no cache worth keeping
             self.lock.release()
-        if interrupted and not cancelled:
+        if stopped.hit and not cancelled:
             raise LLMTimeoutError(
                 f"The local model did not finish within {timeout:g} s (RAG_LLM__TIMEOUT) while "
                 f"{usage.phase}; raise the timeout or lower RAG_LLM__MAX_TOKENS."
             )
 
+    def _generate(
+        self, tokens: list[int], keep: int, stopped: _Stop, usage: Usage, options: dict[str, Any]
+    ) -> Iterator[str]:
+        """Read the prompt (its first ``keep`` tokens from the cache when it holds them) and yield the
+        reply's deltas until it ends or ``stopped``. Lock held."""
+        import llama_cpp
 
-class _AbortFlag:
-    """llama.cpp's abort callback, armed for one call: set at its deadline or when it is cancelled.
-
-    ggml calls the callback from its compute thread between graph nodes. A Python callback there takes the
-    GIL every node (measured: a 541-token prompt and 64-token answer 3.5–9x slower), so the callback is
-    libc's ``strlen`` over a two-byte buffer — 0 (go on) until the flag byte is set, then 1 (abort) — and a
-    watcher thread sets the byte. Where libc cannot be found, there is no abort callback: the deadline is
-    still checked after every token, and a prompt being read finishes in the background (holding the model
-    lock).
-    """
-
-    def __init__(self, llama: Any) -> None:
-        self._buffer = ctypes.create_string_buffer(2)
-        self._lock = threading.Lock()
-        self._armed: object | None = None
-        self._level: int | None = None
-        self.installed = False
+        usage.prompt_tokens = len(tokens)
+        usage.phase = f"reading the {len(tokens)}-token prompt"
+        self._load_prompt_prefix(tokens, keep)
+        chunks = cast(
+            Generator[dict[str, Any], None, None],
+            self.llama.create_completion(
+                prompt=tokens,
+                top_k=40,
+                min_p=0.05,
+                repeat_penalty=1.0,
+                stream=True,
+                stopping_criteria=llama_cpp.StoppingCriteriaList([stopped]),
+                **options,
+            ),
+        )
         try:
-            import llama_cpp
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                delta = choice.get("text") or ""
+                if delta:
+                    usage.phase = "generating"
+                    yield delta
+                if choice.get("finish_reason"):
+                    usage.finish_reason = str(choice["finish_reason"])
+                elif stopped():
+                    break
+        finally:
+            chunks.close()  # while the lock is held: nothing of this call runs after it
 
-            libc = ctypes.CDLL(None)
-            callback = ctypes.cast(libc.strlen, llama_cpp.ggml_abort_callback)
-            llama_cpp.llama_set_abort_callback(
-                llama._ctx.ctx, callback, ctypes.cast(self._buffer, ctypes.c_void_p)
-            )
-            self._callback = callback  # keep it alive as long as the context
-            self.installed = True
-        except (AttributeError, OSError, TypeError) as exc:  # pragma: no cover - not glibc/musl
-            log.info("no llama.cpp abort callback (%s): prompts are read to the end after a timeout", exc)
 
-    def arm(self, deadline: float, cancel: threading.Event) -> Callable[[], None]:
-        """Abort when ``deadline`` passes or ``cancel`` is set, until the returned ``disarm`` is called."""
-        call = object()
-        with self._lock:
-            self._armed = call
-            self._buffer[0] = b"\x00"
+@dataclass
+class _Stop:
+    """Whether a call must stop now: its deadline passed or it was cancelled. ``hit`` stays True once it
+    was (an interrupted call, not one that ended). Also llama-cpp-python's stopping criterion."""
 
-        def fire() -> None:
-            with self._lock:
-                if self._armed is call:
-                    self._quiet()
-                    self._buffer[0] = b"\x01"
+    deadline: float
+    cancel: threading.Event
+    hit: bool = False
 
-        def watch() -> None:
-            while not cancel.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() <= deadline:
-                pass  # woken a hair early
-            fire()
-
-        if self.installed:
-            threading.Thread(target=watch, daemon=True, name="rag-llm-abort").start()
-
-        def disarm() -> None:
-            with self._lock:
-                self._armed = None
-                self._buffer[0] = b"\x00"
-                if self._level is not None:
-                    logging.getLogger("llama-cpp-python").setLevel(self._level)
-                    self._level = None
-
-        return disarm
-
-    def _quiet(self) -> None:
-        """llama.cpp logs an abort as an error ("decode: removing memory module entries …") through
-        llama-cpp-python's logger; an abort is how a timeout ends, so that line is kept off the terminal."""
-        if self._level is None:
-            logger = logging.getLogger("llama-cpp-python")
-            self._level = logger.level
-            logger.setLevel(logging.CRITICAL + 1)
-
-    def fire_now(self) -> None:
-        """Abort whatever runs (used at interpreter exit)."""
-        with self._lock:
-            self._quiet()
-            self._buffer[0] = b"\x01"
+    def __call__(self, _ids: Any = None, _logits: Any = None) -> bool:
+        self.hit = self.hit or self.cancel.is_set() or time.monotonic() > self.deadline
+        return self.hit
 
 
 _MODELS: dict[LocalConfig, LocalModel] = {}
@@ -405,10 +353,10 @@ def get_model(config: LocalConfig, timeout: float | None = None) -> LocalModel:
 def _load(config: LocalConfig, future: Future[LocalModel]) -> None:
     try:
         model = LocalModel(config)
-    except BaseException as exc:  # handed to every waiter; the next get_model tries again
+    except BaseException as exc:  # handed to every waiter (never left waiting); the next get_model retries
         with _MODELS_LOCK:
             _LOADING.pop(config, None)
-        future.set_exception(exc if isinstance(exc, RagError | Exception) else RuntimeError(str(exc)))
+        future.set_exception(exc)
         return
     with _MODELS_LOCK:
         _MODELS[config] = model
