@@ -127,6 +127,7 @@ class LocalModel:
                 f"No model file at {config.path}. Run `make setup` or `python -m rag.models install`."
             )
         self.config = config
+        _keep_stdout_stderr()
         try:
             self.llama = llama_cpp.Llama(
                 model_path=str(config.path),
@@ -305,6 +306,25 @@ class LocalModel:
                     break
         finally:
             chunks.close()  # while the lock is held: nothing of this call runs after it
+
+
+def _keep_stdout_stderr() -> None:
+    """Stop llama-cpp-python from pointing the process's file descriptors 1 and 2 at /dev/null while a model
+    loads (what its ``verbose=False`` does, around ``llama_model_load_from_file``). Loading runs in a thread
+    of its own and may outlive a call's deadline: measured, ``RAG_LLM__TIMEOUT=3 rag ask`` in a cold process
+    timed out while loading and exited with status 2 having printed nothing (neither the error nor the
+    papers). llama.cpp's own log still goes through llama-cpp-python's log callback, errors only."""
+    import contextlib
+
+    import llama_cpp._internals
+    import llama_cpp.llama
+
+    def keep(disable: bool = True) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    for module in (llama_cpp._internals, llama_cpp.llama):
+        if hasattr(module, "suppress_stdout_stderr"):
+            module.suppress_stdout_stderr = keep  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -5,8 +5,10 @@ Slow: loads a 1.1 GB model once per session (needs `make setup` / `python -m rag
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,6 +162,8 @@ def test_timeout_bounds_loading_and_the_load_is_kept(small: Settings) -> None:
     error, elapsed = _timed(lambda: complete(MESSAGES, fresh))
     assert isinstance(error, LLMTimeoutError) and "RAG_LLM__TIMEOUT" in str(error), error
     assert elapsed < 0.05 + 0.5, elapsed
+    if Path("/proc/self/fd/2").exists():  # the load goes on: what the process prints must still show
+        assert all(os.path.realpath(f"/proc/self/fd/{fd}") != os.devnull for fd in (1, 2))
     fresh.llm.timeout = 300
     assert complete(MESSAGES, fresh).text  # the background load finished and was kept
     assert sum(1 for c in lm._MODELS if c.n_ctx == 1536) == 1
