@@ -20,6 +20,7 @@ knows nothing about litellm.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -45,6 +46,9 @@ N_BATCH = 512
 
 DEFAULT_SEED = 0
 """Sampling seed when the caller gives none (only matters at temperature > 0)."""
+
+LOAD_WAIT_AT_EXIT = 120.0
+"""Seconds the process waits at exit for a model load that a timed-out call left running."""
 
 _ABORTED = 2
 """``llama_decode``'s return code when the abort callback stopped it."""
@@ -396,6 +400,14 @@ def _close_at_exit() -> None:
     # closing fails noisily ("'NoneType' object is not callable") once module globals are torn down.
     # A call abandoned at its deadline may still run in a daemon thread: stop it and wait for the model
     # lock before freeing the model under it (or leave the model to the process's exit).
+    # A load still running would be killed at interpreter teardown, maybe holding the import lock, and a
+    # finalizer that imports then waits for ever (measured: a cold `RAG_LLM__TIMEOUT=3 rag ask` printed its
+    # answer and hung at exit): let it finish first, then close its model like the others.
+    with _MODELS_LOCK:
+        loading = list(_LOADING.values())
+    for future in loading:
+        with contextlib.suppress(Exception):
+            future.result(timeout=LOAD_WAIT_AT_EXIT)
     with _MODELS_LOCK:
         for model in _MODELS.values():
             model._abort.fire_now()
