@@ -128,14 +128,14 @@ class QueryEncoder:
         b, n, dim = h.shape
         size = dim // self.heads
         q, k, v = (
-            self._linear(h, p + f"attention.self.{name}").reshape(b, n, self.heads, size).transpose(0, 2, 1, 3)
+            self._linear(h, p + f"attention.self.{name}").reshape(b, n, self.heads, size).swapaxes(1, 2)
             for name in ("query", "key", "value")
         )
-        scores = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(size)) + bias
+        scores = q @ k.swapaxes(2, 3) / np.float32(math.sqrt(size)) + bias
         scores -= scores.max(axis=-1, keepdims=True)
         probs = np.exp(scores)
         probs /= probs.sum(axis=-1, keepdims=True)
-        context = (probs @ v).transpose(0, 2, 1, 3).reshape(b, n, dim)
+        context = (probs @ v).swapaxes(1, 2).reshape(b, n, dim)
         w = self.w
         attn = self._linear(context, p + "attention.output.dense") + h
         ln = p + "attention.output.LayerNorm."
