@@ -84,7 +84,7 @@ def _encoder(settings: Settings) -> Encode | None:
     try:
         from rag.query_encoder import get_query_encoder
 
-        return get_query_encoder(settings).encode  # type: ignore[no-any-return]
+        return get_query_encoder(settings).encode
     except EmbeddingModelError as exc:
         log.warning("citation check falls back to word overlap: %s", exc)
         return None
