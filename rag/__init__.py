@@ -17,6 +17,11 @@ from typing import TYPE_CHECKING, Any
 # usually comes first). Spinning waiting threads starve everything on a machine with few, shared cores:
 # local-model decoding measured 7x slower with the default policy under load. Set before any heavy import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numpy's OpenBLAS: rag's own matrix work is small (one question's forward pass in rag.query_encoder, MaxSim
+# over a few papers), where a thread pool only costs: on the shared 2-core machine the first question's
+# forward pass took ~1 s with OpenBLAS's threads against ~20 ms on one. Takes effect only if numpy is not
+# loaded yet (the CLI, `import rag` first); torch's and llama.cpp's threads are not affected.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from rag.errors import RagError
 from rag.settings import Settings

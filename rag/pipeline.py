@@ -79,11 +79,12 @@ def _llm_stream(
 
 
 def _encoder(settings: Settings) -> Encode | None:
-    """The embedding model's ``encode`` (the index's model), or None to check support by words only."""
+    """The embedding model's ``encode`` (the index's model), or None to check support by words only.
+    The numpy forward pass for the default MiniLM (:mod:`rag.query_encoder`): no torch import per answer."""
     try:
-        from rag.embed import get_embedder
+        from rag.query_encoder import get_query_encoder
 
-        return get_embedder(settings).encode
+        return get_query_encoder(settings).encode
     except EmbeddingModelError as exc:
         log.warning("citation check falls back to word overlap: %s", exc)
         return None

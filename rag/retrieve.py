@@ -243,9 +243,9 @@ def search(
     late_index = _late_index(index) if mode == "hybrid" and rs.late_weight > 0 else None
     pieces: tuple[np.ndarray, np.ndarray] | None = None
     if mode in ("hybrid", "dense"):
-        from rag.embed import get_embedder
+        from rag.query_encoder import get_query_encoder
 
-        embedder = get_embedder(settings)
+        embedder = get_query_encoder(settings)  # MiniLM in numpy: no torch import for one question
         if late_index is not None:  # the question's word-piece vectors come from the same forward pass
             vector, ids, vecs = embedder.encode_query_with_tokens(parsed.text)
             pieces = (ids, vecs)

@@ -25,6 +25,19 @@ def _default_home() -> Path:
     return base / "rag"
 
 
+def default_models_dir() -> Path:
+    """The user's model cache, shared by every corpus home: ``$XDG_CACHE_HOME/rag/models``
+    (``~/.cache/rag/models``)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "rag" / "models"
+
+
+def default_home() -> Path:
+    """The default data home (``$XDG_DATA_HOME/rag``, ``~/.local/share/rag``), whatever RAG_HOME says."""
+    return _default_home()
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -184,11 +197,13 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default_factory=_default_home,
-        description="Data home: the index, the assembled local model and caches live here.",
+        description="Data home of one corpus: its index lives here (the local model lives in models_dir).",
     )
     models_dir: Path | None = Field(
         None,
-        description="Where the assembled local model is cached (default: <home>/models); env RAG_MODELS_DIR.",
+        description="Where the assembled local model is cached, one cache for every corpus home (default: "
+        "$XDG_CACHE_HOME/rag/models, i.e. ~/.cache/rag/models; a model assembled under <home>/models by "
+        "earlier versions is found and used where it is); env RAG_MODELS_DIR.",
     )
     chroma_url: str | None = Field(
         None, description="http://host:port of a `chroma run` server; unset means embedded Chroma under home."
@@ -204,5 +219,7 @@ class Settings(BaseSettings):
 
     @property
     def model_cache(self) -> Path:
-        """Folder holding the assembled local model (``models_dir`` or ``<home>/models``)."""
-        return self.models_dir or self.home / "models"
+        """Folder the local model is installed into (``models_dir``, or the user cache
+        :func:`default_models_dir`, independent of ``home``); :func:`rag.models.model_path` also finds an
+        install at the old per-home place."""
+        return self.models_dir or default_models_dir()

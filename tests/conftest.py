@@ -1,7 +1,8 @@
 """Shared fixtures. Every test gets a temporary RAG_HOME, so nothing touches the user's index.
 
-The assembled local model is shared (RAG_MODELS_DIR points at the real cache) because re-assembling
-1.1 GB per test would be wasteful; it is read-only for tests.
+The assembled local model is shared (RAG_MODELS_DIR points at the folder it is installed in: the user
+cache, or where an earlier version put it) because re-assembling 1.1 GB per test would be wasteful; it is
+read-only for tests.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 
 @pytest.fixture(autouse=True)
 def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from rag.settings import Settings
+    from rag.models import installed_dir
 
-    real_models = Settings().model_cache
+    real_models = installed_dir()
     home = tmp_path / "rag_home"
     monkeypatch.setenv("RAG_HOME", str(home))
     monkeypatch.setenv("RAG_MODELS_DIR", str(real_models))

@@ -13,6 +13,7 @@ import pytest
 from answer_fixtures import CANARY, FROST, JAILBREAKBENCH, PAPERS, PAST_TENSE, PLANTED, SAM
 
 from rag.cite import CANNOT_ANSWER, SUPPORTED, SupportChecker, check_citations
+from rag.models import installed_dir
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from rag.index import build_index
 
     home: Path = tmp_path_factory.mktemp("answer_real_home")
-    settings = Settings(home=home, models_dir=Settings().model_cache)
+    settings = Settings(home=home, models_dir=installed_dir())
     settings.llm.timeout = 1800  # a busy CI machine is slow, not broken; speed is bench/answer_speed.py's job
     papers = load_corpus(settings=settings)
     assert FROST_ID in {p.id for p in papers}

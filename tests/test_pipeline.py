@@ -83,6 +83,7 @@ def use(
     search = FakeSearch(make_hits(PAPERS if papers is None else papers, **hits_kw))
     monkeypatch.setattr(pipeline, "_search", search)
     monkeypatch.setattr(llm, "stream", model)
+    monkeypatch.setattr(llm, "preload", lambda *args, **kwargs: None)  # `rag ask` preloads the local model
     return search
 
 

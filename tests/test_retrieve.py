@@ -112,6 +112,34 @@ def seeds_settings(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     return settings
 
 
+@pytest.mark.slow
+def test_search_ranks_the_same_with_either_query_encoder(  # type: ignore[no-untyped-def]
+    seeds_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed index searched with the numpy query encoder (rag.query_encoder) and with
+    sentence-transformers: the same papers in the same order, the same scores."""
+    import json
+
+    import numpy as np
+
+    import rag.query_encoder
+    from rag.embed import get_embedder
+    from rag.retrieve import search
+    from rag.settings import PROJECT_ROOT
+
+    settings = seeds_settings
+    questions = [
+        json.loads(line)["question"]
+        for line in (PROJECT_ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()[:25]
+    ]
+    light = [[(h.paper.id, h.score) for h in search(q, k=10, settings=settings)] for q in questions]
+    monkeypatch.setattr(rag.query_encoder, "get_query_encoder", lambda s=None: get_embedder(s))
+    heavy = [[(h.paper.id, h.score) for h in search(q, k=10, settings=settings)] for q in questions]
+    for q, a, b in zip(questions, light, heavy, strict=True):
+        assert [pid for pid, _ in a] == [pid for pid, _ in b], q
+        assert np.allclose([s for _, s in a], [s for _, s in b], atol=1e-4), q
+
+
 def _ids(hits: list) -> list[str]:  # type: ignore[type-arg]
     return [h.paper.id for h in hits]
 

@@ -78,13 +78,13 @@ def test_control_characters_do_not_split_words(raw: str, clean: str) -> None:
 def test_a_control_character_inside_a_word_finds_the_same_papers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import rag.embed
     import rag.index
+    import rag.query_encoder
     from rag.retrieve import search
 
     fake = FakeEmbedder()
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: fake)
-    monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: fake)
+    monkeypatch.setattr(rag.query_encoder, "get_query_encoder", lambda settings=None: fake)
     settings = Settings()
     settings.index.late_interaction = False
     rag.index.build_index(papers(4), settings)
@@ -96,13 +96,13 @@ def test_a_control_character_inside_a_word_finds_the_same_papers(
 
 def test_low_relevance_note_is_true_as_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The note used to round both sides to 2 decimals: "best relevance 0.50 < 0.50"."""
-    import rag.embed
     import rag.index
+    import rag.query_encoder
     from rag.retrieve import search
 
     fake = FakeEmbedder()
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: fake)
-    monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: fake)
+    monkeypatch.setattr(rag.query_encoder, "get_query_encoder", lambda settings=None: fake)
     settings = Settings()
     settings.index.late_interaction = False
     rag.index.build_index(papers(4), settings)

@@ -1,0 +1,152 @@
+"""Cold start: fresh processes of `rag search`, `rag ask` (to the first token) and `rag ui` (to the page).
+
+Each run is a new Python process on the seeds index of the default home; the figure is the median of
+``--runs``. Wall time is from launch to: exit (search), the first streamed answer text (ask, via a probe
+that records when ``answer_stream`` yields its first text), the page answering HTTP 200 (ui). CPU time is
+the process's user + system seconds (a steadier figure on a shared machine). ``--tree`` runs the same
+commands from another checkout (e.g. the commit before) in alternation with this one, so both see the same
+machine load.
+
+    .venv/bin/python bench/startup.py --what search --runs 5
+    .venv/bin/python bench/startup.py --what search,ask,ui --runs 3 --tree /tmp/before
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION = "What is Frost Training?"
+
+_ASK_PROBE = """
+import sys, time
+import rag.pipeline
+real = rag.pipeline.answer_stream
+def timed(*a, **k):
+    seen = False
+    for item in real(*a, **k):
+        if not seen and isinstance(item, str) and item.strip():
+            seen = True
+            print("FIRST_TOKEN", time.time(), file=sys.stderr, flush=True)
+        yield item
+rag.pipeline.answer_stream = timed
+from rag.cli import main
+sys.exit(main(["ask", sys.argv[1]]))
+"""
+
+
+def _env(tree: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    for key, value in (
+        ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+        ("HF_HUB_OFFLINE", "1"),
+        ("GRADIO_ANALYTICS_ENABLED", "False"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+    ):
+        env.setdefault(key, value)
+    return env
+
+
+def _cpu(rusage: object) -> float:
+    return float(rusage.ru_utime + rusage.ru_stime)  # type: ignore[attr-defined]
+
+
+def run_search(tree: Path) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "rag", "search", "edge of stability", "--k", "3"]
+    started = time.time()
+    proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, rusage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"search failed in {tree}: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return time.time() - started, _cpu(rusage)
+
+
+def run_ask(tree: Path) -> tuple[float, float]:
+    cmd = [sys.executable, "-c", _ASK_PROBE, QUESTION]
+    started = time.time()
+    proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = None
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith(b"FIRST_TOKEN"):
+            first = float(line.split()[1])
+    _, _, rusage = os.wait4(proc.pid, 0)
+    if first is None:
+        raise SystemExit(f"ask produced no text in {tree}")
+    return first - started, _cpu(rusage)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_ui(tree: Path) -> tuple[float, float]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "rag", "ui", "--port", str(port)]
+    started = time.time()
+    quiet = subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=quiet, stderr=quiet)
+    served = None
+    while served is None and proc.poll() is None and time.time() - started < 300:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+                if reply.status == 200 and reply.read(200):
+                    served = time.time() - started
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    _, _, rusage = os.wait4(proc.pid, 0)
+    if served is None:
+        raise SystemExit(f"ui did not serve its page in {tree}")
+    return served, _cpu(rusage)
+
+
+RUNNERS = {"search": run_search, "ask": run_ask, "ui": run_ui}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--what", default="search", help="Comma-separated: search, ask, ui.")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tree", type=Path, help="Another checkout, timed in alternation.")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "startup.json")
+    args = ap.parse_args()
+    trees = {"this": ROOT, **({"other": args.tree.resolve()} if args.tree else {})}
+    results: dict[str, dict[str, dict[str, object]]] = {}
+    for what in args.what.split(","):
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+        for _ in range(args.runs):
+            for name, tree in trees.items():
+                runs[name].append(RUNNERS[what](tree))
+        for name, values in runs.items():
+            walls = [w for w, _ in values]
+            cpus = [c for _, c in values]
+            row = {
+                "tree": str(trees[name]),
+                "wall_median_s": round(statistics.median(walls), 2),
+                "cpu_median_s": round(statistics.median(cpus), 2),
+                "walls_s": [round(w, 2) for w in walls],
+                "load_1min": round(os.getloadavg()[0], 1),
+            }
+            results.setdefault(what, {})[name] = row
+            print(f"{what:<6} {name:<5} wall median {row['wall_median_s']:.2f} s  cpu median "
+                  f"{row['cpu_median_s']:.2f} s  walls {row['walls_s']}  load {row['load_1min']}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
