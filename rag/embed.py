@@ -49,7 +49,13 @@ def resolve_model(model_id: str) -> str:
 class Embedder:
     """A sentence-transformers model: texts in, normalised float32 vectors out."""
 
-    def __init__(self, model_id: str = DEFAULT_EMBED_MODEL, backend: str = "torch", batch_size: int = 64):
+    def __init__(
+        self,
+        model_id: str = DEFAULT_EMBED_MODEL,
+        backend: str = "torch",
+        batch_size: int = 64,
+        device: str = "cpu",
+    ):
         if backend not in BACKENDS:
             raise ConfigError(f"Unknown embedding backend {backend!r}; use one of: {', '.join(BACKENDS)}.")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,6 +63,7 @@ class Embedder:
         self.model_id = model_id
         self.backend = backend
         self.batch_size = batch_size
+        self.device = device
         where = resolve_model(model_id)
         try:
             from sentence_transformers import SentenceTransformer
@@ -64,7 +71,7 @@ class Embedder:
 
             hf_logging.disable_progress_bar()  # the per-load "Loading weights" bar
             self.model: SentenceTransformer = SentenceTransformer(
-                where, device="cpu", backend=backend, local_files_only=True  # type: ignore[arg-type]
+                where, device=device, backend=backend, local_files_only=True  # type: ignore[arg-type]
             )
         except ImportError as exc:
             raise EmbeddingModelError(
@@ -149,17 +156,49 @@ class Embedder:
 
 
 @functools.lru_cache(maxsize=4)
-def load_embedder(model_id: str, backend: str = "torch") -> Embedder:
-    """The process-wide embedder for ``(model_id, backend)``."""
-    log.info("loading embedding model %s (%s backend)", model_id, backend)
-    return Embedder(model_id, backend)
+def load_embedder(model_id: str, backend: str = "torch", device: str = "cpu") -> Embedder:
+    """The process-wide embedder for ``(model_id, backend, device)``."""
+    log.info("loading embedding model %s (%s backend, %s)", model_id, backend, device)
+    return Embedder(model_id, backend, device=device)
+
+
+GPU_BATCH_FACTOR = 4
+"""On a GPU, batches are this many times ``embed_batch_size``: the GPU is idle between small batches."""
+
+
+def resolve_device(device: str) -> str:
+    """``settings.index.device`` as a PyTorch device: ``auto`` becomes cuda, mps or cpu (what is there); a
+    GPU that is asked for but absent is a :class:`ConfigError`. ``cpu`` never imports torch here."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps_backend = getattr(torch.backends, "mps", None)
+    mps = bool(mps_backend is not None and mps_backend.is_available())
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if device.startswith("cuda") and not cuda:
+        raise ConfigError(
+            f"RAG_INDEX__DEVICE={device}, but PyTorch sees no CUDA GPU here: use cpu or auto."
+        )
+    if device.startswith("cuda") and ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"RAG_INDEX__DEVICE={device}, but PyTorch sees {torch.cuda.device_count()} CUDA GPU(s): "
+            "use cuda:0 … or auto."
+        )
+    if device == "mps" and not mps:
+        raise ConfigError("RAG_INDEX__DEVICE=mps, but PyTorch sees no Apple GPU (MPS) here: use cpu or auto.")
+    return device
 
 
 def get_embedder(settings: Settings | None = None) -> Embedder:
-    """The embedder the settings name, loaded once per process."""
+    """The embedder the settings name, on the device they name, loaded once per process."""
     settings = settings or Settings()
-    embedder = load_embedder(settings.index.embed_model, settings.index.embed_backend)
-    embedder.batch_size = settings.index.embed_batch_size
+    device = resolve_device(settings.index.device)
+    embedder = load_embedder(settings.index.embed_model, settings.index.embed_backend, device)
+    factor = 1 if device == "cpu" else GPU_BATCH_FACTOR
+    embedder.batch_size = settings.index.embed_batch_size * factor
     return embedder
 
 

