@@ -68,6 +68,10 @@ class IndexMissingError(IndexError_):
     """No index exists yet for these settings."""
 
 
+class IndexBusyError(IndexError_):
+    """Another process holds this home's writer lock (``rag index --no-wait``)."""
+
+
 class QueryError(RagError):
     """The query or the filters are invalid."""
 

@@ -34,6 +34,7 @@ import numpy as np
 from rag.chunk import chunk_metadata, chunk_papers
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
+from rag.integrity import damaged, fingerprint
 from rag.late import LATE_DIR, META_FILE, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
 from rag.store import (
@@ -46,6 +47,7 @@ from rag.store import (
     write_atomic,
 )
 from rag.types import Chunk, IndexStats, Paper
+from rag.writer_lock import swap_dir, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -193,16 +195,24 @@ def _progress_bar(total: int, progress: bool) -> Any:
 
 
 def build_index(
-    sources: Any = None, settings: Settings | None = None, *, progress: bool = False
+    sources: Any = None, settings: Settings | None = None, *, progress: bool = False, wait: bool = True
 ) -> IndexStats:
     """Index ``sources`` (default: the seeds; same forms as ``load_corpus``, or a list of ``Paper``).
 
     The index under ``settings.home`` is synced to exactly these papers: new and changed papers are
-    embedded, unchanged ones reused, removed ones deleted. Returns what was done.
+    embedded, unchanged ones reused, removed ones deleted. Returns what was done. One run at a time per
+    home (:mod:`rag.writer_lock`): another run waits for it, or with ``wait=False`` raises
+    :class:`~rag.errors.IndexBusyError`.
     """
     settings = settings or Settings()
     started = time.perf_counter()
     papers = _load_papers(sources, settings)
+    with writer_lock(settings, wait=wait):
+        return _build(papers, settings, progress=progress, started=started)
+
+
+def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: float) -> IndexStats:
+    """:func:`build_index`'s work, under the home's writer lock."""
     store = Store.open(settings, create=True)  # fails before anything is written locally
     adopted = store.adopt_previous()  # same vectors under a new name (an upgrade, a new corpus name)
     hashes = {p.id: content_hash(p) for p in papers}
@@ -214,6 +224,7 @@ def build_index(
     count_before = store.count()
 
     late = settings.index.late_interaction
+    damage = _check_files(folder, old_manifest, late)  # the files beside the collection, as last written
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
     if (
@@ -295,13 +306,12 @@ def build_index(
             for start in range(0, len(new_chunks), WRITE_BATCH):
                 part = new_chunks[start : start + WRITE_BATCH]
                 texts = [c.text for c in part]
-                if parts is not None:  # word-piece vectors from the same forward pass
-                    batch = settings.index.embed_batch_size
-                    vectors, tokens = embedder.encode_with_tokens(texts, batch_size=batch)
+                if parts is not None:  # word-piece vectors from the same forward pass (the embedder's batch
+                    vectors, tokens = embedder.encode_with_tokens(texts)  # size: larger on a GPU, rag.embed)
                     part_hashes = [str(c.metadata.get("content_hash", "")) for c in part]
                     parts.add([c.id for c in part], part_hashes, tokens)
                 else:
-                    vectors = embedder.encode(texts, batch_size=settings.index.embed_batch_size)
+                    vectors = embedder.encode(texts)
                 store.upsert(part, vectors)
                 bar.update(len(part))
         finally:
@@ -321,18 +331,20 @@ def build_index(
     def chunks_in_paper_order() -> list[Chunk]:  # read once, for BM25 and for the word pieces
         return sorted(store.all_chunks(), key=lambda c: (rank.get(c.paper_id, len(rank)), c.paper_id, c.n))
 
-    if changed or not bm25.is_dir() or old_manifest.get("signature") != signature:
+    if changed or not bm25.is_dir() or old_manifest.get("signature") != signature or BM25_DIR in damage:
         from rag.lexical import build_lexical_index
 
         all_chunks = chunks_in_paper_order()
         tmp = folder / (BM25_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         build_lexical_index(all_chunks, tmp)
-        shutil.rmtree(bm25, ignore_errors=True)
-        tmp.rename(bm25)
+        swap_dir(tmp, bm25)  # searches in other processes see the old folder or the new, never half of one
 
-    # Word-piece vectors for late interaction, rebuilt when the chunk set changed (or they are missing).
-    if late and (changed or not is_current(folder, total_chunks, settings.index.embed_model)):
+    # Word-piece vectors for late interaction, rebuilt when the chunk set changed (or they are missing or
+    # damaged: damaged vectors are re-encoded, the other files are rewritten from them).
+    if late and (
+        changed or LATE_DIR in damage or not is_current(folder, total_chunks, settings.index.embed_model)
+    ):
         if all_chunks is None:
             all_chunks = chunks_in_paper_order()
         consolidate(folder, all_chunks, get_embedder(settings), settings.index.embed_model)
@@ -343,7 +355,7 @@ def build_index(
     # The records beside the collection, written after the vectors; the manifest last.
     papers_text = "".join(p.model_dump_json() + "\n" for p in papers)
     papers_path = folder / PAPERS_FILE
-    if not papers_path.is_file() or papers_path.read_text(encoding="utf-8") != papers_text:
+    if not papers_path.is_file() or papers_path.read_bytes() != papers_text.encode("utf-8"):
         write_atomic(papers_path, papers_text)
     old_counts = {k: v.get("chunks", 0) for k, v in old_manifest.get("paper_hashes", {}).items()}
     n_chunks: dict[str, int] = {}
@@ -362,6 +374,11 @@ def build_index(
         "papers": len(papers),
         "chunks": total_chunks,
         "signature": signature,
+        "files": {  # what the next run's fast path checks (rag.integrity)
+            BM25_DIR: fingerprint(bm25),
+            LATE_DIR: fingerprint(folder / LATE_DIR) if late else {},
+            PAPERS_FILE: fingerprint(papers_path),
+        },
         "paper_hashes": {
             p.id: {
                 "hash": hashes[p.id],
@@ -383,6 +400,34 @@ def build_index(
         removed=len(removed_papers),
         seconds=round(time.perf_counter() - started, 3),
         collection=store.collection_name,
+    )
+
+
+def _check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:
+    """The parts (``bm25``, ``late``, ``papers.jsonl``) that no longer match the fingerprints the last run
+    recorded, each named in a warning; damaged word-piece vectors are removed so they are re-encoded."""
+    files = manifest.get("files")
+    recorded: dict[str, Any] = files if isinstance(files, dict) else {}
+    bad: set[str] = set()
+    for part in (BM25_DIR, LATE_DIR, PAPERS_FILE):
+        if part == LATE_DIR and not late:
+            continue
+        why = damaged(folder / part, recorded.get(part))
+        if why is None:
+            continue
+        bad.add(part)
+        log.warning("%s: rebuilding it", why)
+        if part == LATE_DIR and not _late_vectors_intact(folder, recorded.get(part)):
+            shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
+    return bad
+
+
+def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
+    """Whether ``late/``'s vectors and scales still match their fingerprints (then only the small files
+    derived from the chunks need rewriting, and nothing is re-encoded)."""
+    wanted = {k: v for k, v in (recorded or {}).items() if k in ("vectors.npy", "scales.npy")}
+    return bool(wanted) and all(
+        damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
     )
 
 

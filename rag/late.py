@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.errors import IndexMissingError
+from rag.writer_lock import settled, swap_dir
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +240,7 @@ def consolidate(folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, mode
     np.save(tmp / "query_skip.npy", query_skip)
     done = {"format": FORMAT_VERSION, "model": model_id, "dim": dim, "rows": total, "chunks": rows}
     (tmp / META_FILE).write_text(json.dumps(done), encoding="utf-8")
-    shutil.rmtree(old, ignore_errors=True)
-    tmp.rename(old)
+    swap_dir(tmp, old)  # searches in other processes keep the old folder until the new one is complete
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
     return len(missing)
 
@@ -324,7 +324,9 @@ def get_late_index(folder: Path) -> LateIndex | None:
     try:
         stamp = meta.stat().st_mtime_ns
     except OSError:
-        return None
+        if not settled(folder / LATE_DIR):  # not between a writer's two renames: there is none
+            return None
+        return get_late_index(folder)
     key = str(meta.resolve())
     cached = _CACHE.get(key)
     if cached and cached[0] == stamp:

@@ -210,8 +210,21 @@ def load_lexical_index(folder: Path) -> LexicalIndex:
         raise IndexMissingError(
             f"The BM25 index in {folder} has an old format: run `rag index` to rebuild it."
         )
-    retriever = bm25s.BM25.load(str(folder), load_corpus=False)
-    return LexicalIndex(retriever, list(params["ids"]))
+    try:
+        retriever = bm25s.BM25.load(str(folder), load_corpus=False)
+        index = LexicalIndex(retriever, list(params["ids"]))
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise IndexMissingError(
+            f"The BM25 index in {folder} is damaged ({type(exc).__name__}: {exc}): run `rag index` to "
+            "rebuild it (it is rebuilt from the stored chunks; nothing is re-embedded)."
+        ) from exc
+    scores = getattr(retriever, "scores", None)
+    n_docs = scores.get("num_docs") if isinstance(scores, dict) else None
+    if n_docs is not None and int(n_docs) != len(index.ids):
+        raise IndexMissingError(
+            f"The BM25 index in {folder} does not match its paper list: run `rag index` to rebuild it."
+        )
+    return index
 
 
 _CACHE: dict[str, tuple[float, LexicalIndex]] = {}
@@ -219,7 +232,10 @@ _CACHE: dict[str, tuple[float, LexicalIndex]] = {}
 
 def get_lexical_index(folder: Path) -> LexicalIndex:
     """The index in ``folder``, loaded once per process and reloaded when the folder changes."""
+    from rag.writer_lock import settled
+
     key = str(folder.resolve())
+    settled(folder)  # a writer may be between its two renames (rag.writer_lock.swap_dir)
     try:
         mtime = (folder / PARAMS_FILE).stat().st_mtime_ns
     except OSError as exc:
@@ -227,7 +243,12 @@ def get_lexical_index(folder: Path) -> LexicalIndex:
     cached = _CACHE.get(key)
     if cached and cached[0] == mtime:
         return cached[1]
-    index = load_lexical_index(folder)
+    try:
+        index = load_lexical_index(folder)
+    except IndexMissingError:
+        if not settled(folder) or (folder / PARAMS_FILE).stat().st_mtime_ns == mtime:
+            raise
+        index = load_lexical_index(folder)  # replaced while it was being read: read the new one
     _CACHE[key] = (mtime, index)
     log.debug("loaded BM25 index %s (%d papers)", folder, len(index))
     return index

@@ -300,11 +300,20 @@ class Store:
             if not path.is_file():
                 raise IndexMissingError(f"{path} is missing: run `rag index` to complete the index.")
             papers: dict[str, Paper] = {}
-            with path.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        paper = Paper.model_validate_json(line)
-                        papers[paper.id] = paper
+            n = 0
+            try:
+                with path.open(encoding="utf-8") as fh:
+                    for line in fh:
+                        n += 1
+                        if line.strip():
+                            paper = Paper.model_validate_json(line)
+                            papers[paper.id] = paper
+            except (OSError, ValueError) as exc:  # pydantic's ValidationError and UnicodeDecodeError too
+                first = str(exc).strip().splitlines()[0]
+                raise IndexMissingError(
+                    f"{path} is damaged (line {n}: {first}): run `rag index` to rewrite it (nothing is "
+                    "re-embedded)."
+                ) from exc
             self._papers = papers
         return self._papers
 

@@ -35,6 +35,11 @@ def add_parser(sub: Any) -> None:
         "--backend", choices=["torch", "onnx", "openvino"], help="sentence-transformers backend."
     )
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="When another `rag index` is writing this home, fail at once instead of waiting for it.",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     quiet = bool(getattr(args, "quiet", False))
     progress = not (quiet or getattr(args, "no_progress", False))
     sources = [*(getattr(args, "paths", None) or []), *(args.source or [])]
-    stats = build_index(sources or None, settings, progress=progress)
+    wait = not getattr(args, "no_wait", False)
+    stats = build_index(sources or None, settings, progress=progress, wait=wait)
     where = settings.chroma_url or str(settings.index_dir / "chroma")
     if not quiet:
         rows = [
