@@ -25,9 +25,22 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from rag.errors import RagError
 from rag.settings import Settings
-from rag.types import Answer, Chunk, Citation, Filters, Hit, Hits, IndexStats, ListItem, Paper
+from rag.types import (
+    Answer,
+    Chunk,
+    Citation,
+    ClaimCheck,
+    Filters,
+    Hit,
+    Hits,
+    IndexStats,
+    ListItem,
+    Paper,
+    Verdict,
+)
 
 if TYPE_CHECKING:
+    from rag.claims import check_claim
     from rag.corpus import load_corpus
     from rag.index import build_index
     from rag.pipeline import answer, answer_stream
@@ -37,6 +50,7 @@ __all__ = [
     "Answer",
     "Chunk",
     "Citation",
+    "ClaimCheck",
     "Filters",
     "Hit",
     "Hits",
@@ -45,9 +59,11 @@ __all__ = [
     "Paper",
     "RagError",
     "Settings",
+    "Verdict",
     "answer",
     "answer_stream",
     "build_index",
+    "check_claim",
     "load_corpus",
     "search",
 ]
@@ -58,6 +74,7 @@ _LAZY = {
     "search": "rag.retrieve",
     "answer": "rag.pipeline",
     "answer_stream": "rag.pipeline",
+    "check_claim": "rag.claims",
 }
 
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from rag.errors import ConfigError, RagError
 from rag.settings import Settings
 
-COMMANDS = ["papers", "index", "search", "ask", "eval", "ui"]
+COMMANDS = ["papers", "index", "search", "ask", "check", "eval", "ui"]
 
 
 def _quiet_libraries() -> None:

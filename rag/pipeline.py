@@ -34,6 +34,8 @@ from rag.cite import (
     strip_keys,
     with_keys,
 )
+from rag.claims import answer_fields as claim_answer_fields
+from rag.claims import is_claim
 from rag.context import History, build_contexts, build_messages, retrieval_query
 from rag.errors import EmbeddingModelError, QueryError, RagError
 from rag.naming import is_dangling
@@ -149,6 +151,8 @@ def answer_stream(
         retrieval_query(question, history), k=max(k, LIST_CAP), filters=filters, settings=settings
     )
     kind = decide(question, found)
+    if kind == "fact" and is_claim(question):  # yes/no questions and pasted claims: a verdict per paper
+        kind = "claim"
     hits = found if kind == "list" else found.head(k)
     run = _Run(question, hits, model or settings.llm.model, kind, started, {})
     run.mark("retrieve")
@@ -158,6 +162,12 @@ def answer_stream(
         yield run.done(text=CANNOT_ANSWER, abstained=True)
         return
     encode = _encoder(settings)
+    if kind == "claim":  # rag.claims: one small model call per relevant paper, no prose
+        fields = claim_answer_fields(question, hits, settings=settings, model=model, encode=encode)
+        run.timings["generate"] = fields.pop("seconds")
+        yield fields["text"]
+        yield run.done(**fields)
+        return
     if kind == "list":
         yield from _list_answer(run, encode, settings, model)
     else:

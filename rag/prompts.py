@@ -24,6 +24,8 @@ ANSWER_SYSTEM = "answer_system.j2"
 ANSWER_USER = "answer_user.j2"
 LIST_LEAD_SYSTEM = "list_lead_system.j2"
 LIST_LEAD_USER = "list_lead_user.j2"
+CLAIM_SYSTEM = "claim_system.j2"
+CLAIM_USER = "claim_user.j2"
 
 # Every template the code renders, with the placeholders the code fills.
 EXPECTED: dict[str, frozenset[str]] = {
@@ -31,6 +33,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     ANSWER_USER: frozenset({"question", "papers", "history_note"}),
     LIST_LEAD_SYSTEM: frozenset(),
     LIST_LEAD_USER: frozenset({"question", "items"}),
+    CLAIM_SYSTEM: frozenset(),
+    CLAIM_USER: frozenset({"claim", "title", "sentences"}),
 }
 
 

@@ -224,6 +224,38 @@ class ListItem(Record):
     line: str = Field(description="The line as shown: [n] Title (First author et al., year) — evidence.")
 
 
+VerdictLabel = Literal["SUPPORT", "CONTRADICT", "NOT_ENOUGH_INFO"]
+
+
+class Verdict(Record):
+    """What one examined paper says about a claim (:mod:`rag.claims`)."""
+
+    paper: Paper
+    label: VerdictLabel
+    rationale: list[str] = Field(
+        default_factory=list, description="The abstract sentences that decide it, verbatim ([] for NEI)."
+    )
+    sentence_ids: list[int] = Field(
+        default_factory=list, description="0-based positions of the rationale sentences in the abstract."
+    )
+    confidence: float = Field(0.0, description="0..1: the paper's relevance, lowered for an unclean reply.")
+    relevance: float = Field(0.0, description="Calibrated relevance of the paper to the claim, 0..1.")
+    reply: str = Field("", description="The model's reply as given (for debugging a verdict).")
+
+
+class ClaimCheck(Record):
+    """The verdicts on a claim: one per examined paper, best first, and a one-line summary."""
+
+    claim: str
+    verdicts: list[Verdict] = Field(default_factory=list)
+    overall: str = Field("", description='Summary, e.g. "2 papers support, 1 contradicts".')
+    addressed: bool = Field(False, description="Some retrieved paper is relevant enough to be examined.")
+    hits: list[Hit] = Field(default_factory=list)
+    model: str = ""
+    error: str | None = Field(None, description="What went wrong with the model call, and what to do.")
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds: retrieve, verdicts, total.")
+
+
 class Answer(Record):
     question: str
     kind: AnswerKind = Field("fact", description="fact (prose), list (one line per paper) or claim.")
@@ -235,6 +267,9 @@ class Answer(Record):
         False, description="Quoted abstract sentences, verbatim: the model declined or was unverified."
     )
     items: list[ListItem] = Field(default_factory=list, description="List answers: the members, in order.")
+    verdicts: list[Verdict] = Field(
+        default_factory=list, description="Claim answers: one verdict per examined paper."
+    )
     total: int | None = Field(
         None, description="List answers: how many papers the set has (more than len(items) when capped)."
     )

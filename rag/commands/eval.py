@@ -49,6 +49,12 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--beir", metavar="PATH", help="Evaluate on a BEIR-format dataset folder instead.")
     parser.add_argument("--split", default="test", help="BEIR qrels split (default: test).")
     parser.add_argument("--answers", action="store_true", help="Run the answer pipeline and score answers.")
+    parser.add_argument(
+        "--claims",
+        metavar="PATH",
+        help="Check SciFact claims (claims_dev.jsonl) against the index and print SciFact's abstract-level "
+        "label-only and label+rationale P/R/F1 beside the top-1 → SUPPORT baseline, per half.",
+    )
     parser.add_argument("--model", help="Model for --answers (default: the local model; env RAG_LLM__MODEL).")
     parser.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="Print metric deltas B − A.")
     parser.add_argument("--name", help="Name of the result files (default: task + timestamp).")
@@ -70,6 +76,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         a, b = (ev.load_report(p) for p in args.compare)
         _print(ev.compare(a, b))
         return 0
+    if args.claims:
+        return _claims(args, settings)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.beir and args.half != "all":
         raise ConfigError("--half splits the question set; it does not apply to --beir.")
@@ -101,6 +109,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_save:
         json_path, md_path = ev.save_report(report, Path(args.out))
         _print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+def _claims(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    import time
+
+    from rag.evaluation.claims import run_claims_eval, to_markdown
+
+    report = run_claims_eval(
+        args.claims, settings=settings, model=args.model, half=args.half, limit=args.limit
+    )
+    text = to_markdown(report)
+    _print(text)
+    if not args.no_save:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        name = args.name or time.strftime("claims-%Y%m%d-%H%M%S")
+        (out / f"{name}.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        (out / f"{name}.md").write_text(text, encoding="utf-8")
+        _print(f"\nwrote {out / (name + '.json')} and {out / (name + '.md')}")
     return 0
 
 
