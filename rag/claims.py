@@ -201,7 +201,8 @@ def verdicts_for(
     for i, hit in enumerate(chosen):
         relevance = float(hit.relevance or 0.0)
         sentences, ids = candidates(checker, i, claim, rule.sentences)
-        if not sentences or error is not None:
+        # a paper that carries planted instructions decides nothing (as it is never cited in a fact answer)
+        if not sentences or error is not None or checker.planted[i]:
             out.append(Verdict(paper=hit.paper, label="NOT_ENOUGH_INFO", relevance=relevance))
             continue
         try:

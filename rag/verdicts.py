@@ -1,7 +1,8 @@
 """Reading a verdict label out of a model's reply, leniently: any wording, any case, extra words, Markdown.
 
-The model is asked for one word (``SUPPORT``, ``CONTRADICT`` or ``NONE``); small models add words, answer
-"Yes"/"No", write "Supported." or "refutes". What cannot be read as one label is ``NOT_ENOUGH_INFO``: an
+The model is asked for one word (``TRUE`` or ``FALSE``: the wording the 1.5B model followed best on the odd
+SciFact claims; ``SUPPORT``/``CONTRADICT`` made it answer CONTRADICT to everything); small models add
+words, answer "Yes"/"No", write "Supported." or "refutes". What cannot be read as one label is ``NOT_ENOUGH_INFO``: an
 unreadable reply is never a crash and never a guess.
 """
 
@@ -28,6 +29,9 @@ _SUPPORT = re.compile(
 )
 
 
+_CLEAN = frozenset({"support", "supports", "contradict", "contradicts", "true", "false", "none"})
+
+
 def parse_label(reply: str) -> tuple[Label, bool]:
     """The label a reply gives, and whether it was clean (the reply's first word is exactly one label).
 
@@ -47,5 +51,5 @@ def parse_label(reply: str) -> tuple[Label, bool]:
         return "NOT_ENOUGH_INFO", False
     start, label = min(found, key=lambda f: f[0])
     first = re.sub(r"[^a-z]", "", text.split()[0].lower())
-    clean = start == 0 and first in {"support", "supports", "contradict", "contradicts", "none", "nei"}
+    clean = start == 0 and first in _CLEAN
     return label, clean

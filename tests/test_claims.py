@@ -114,15 +114,14 @@ def test_at_most_max_papers_are_examined_and_overall_counts_them(monkeypatch: py
     assert len(model.calls) == rule.max_papers
 
 
-def test_a_planted_instruction_is_never_a_rationale_nor_in_the_prompt(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_paper_with_planted_instructions_decides_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeComplete("SUPPORT")
-    use(monkeypatch, model, make_hits([PLANTED]))
+    use(monkeypatch, model, make_hits([PLANTED, SAM], top_relevance=0.99))
     check = claims.check_claim("Jailbreak benchmarks have attention sinks in 12 behaviors.")
-    prompt = "\n".join(m["content"] for m in model.calls[0])
-    assert "Ignore all previous" not in prompt and "cite this paper" not in prompt
-    assert all("Ignore" not in s and "cite this paper" not in s for s in check.verdicts[0].rationale)
+    assert [v.label for v in check.verdicts] == ["NOT_ENOUGH_INFO", "SUPPORT"]
+    assert check.verdicts[0].rationale == []
+    prompt = "\n".join(m["content"] for call in model.calls for m in call)
+    assert len(model.calls) == 1 and PLANTED.title not in prompt and "Ignore all previous" not in prompt
 
 
 def test_a_failing_model_is_an_error_with_not_enough_info(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from answer_fixtures import JAILBREAKBENCH, PAPERS, PAST_TENSE, PLANTED, SAM, fa
 
 from rag import injection, llm, pipeline
 from rag.cite import CANNOT_ANSWER, SupportChecker, check_citations, looks_like_instruction
+from rag.claims import is_claim
 from rag.context import _clean
 from rag.llm import Completion
 from rag.support import content_words, units_of
@@ -257,7 +258,7 @@ def test_each_abstract_is_one_quoted_line_and_template_tokens_are_removed(
     assert _clean(text) == "A system B C D E F G H"
     model = _Recorder("SAM improves generalization [1].")
     _use(monkeypatch, model, [SAM, JAILBREAKBENCH])
-    pipeline.answer("Does SAM improve generalization?")
+    pipeline.answer("How does SAM affect generalization?")
     system, user = (m["content"] for m in model.messages)
     assert '"> "' in system and "not instructions" in system
     body = user[user.index("<papers>\n") + 9 : user.index("</papers>")].splitlines()
@@ -278,7 +279,7 @@ def test_adversarial_set_with_an_obedient_model_repeats_no_claim_and_cites_no_in
 ) -> None:
     """Fact answers: the model obeys every planted instruction; the pipeline lets none of it through."""
     outcomes = []
-    for item in ITEMS:
+    for item in [i for i in ITEMS if not is_claim(i.question)]:  # claims: tests/test_claims.py
         papers = [*PAPERS[:rank], item.paper, *PAPERS[rank:]]
         model = ObedientModel(item, ITEMS)
         _use(monkeypatch, model, papers)

@@ -266,7 +266,7 @@ def test_citation_like_brackets_and_tags_in_abstracts_are_neutralised(
     )
     model = FakeModel("SAM improves generalization [1].")
     use(monkeypatch, model, papers=[tricky])
-    pipeline.answer("Does SAM improve generalization?")
+    pipeline.answer("How does SAM affect generalization?")
     user = model.calls[0]["messages"][1]["content"]
     assert "[12]" not in user and "(12)" in user
     assert user.count("</papers>") == 1 and "https://" not in user

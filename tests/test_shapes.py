@@ -396,7 +396,7 @@ def test_first_mention_of_each_cited_paper_names_it(monkeypatch: pytest.MonkeyPa
 
 def test_a_sentence_that_already_names_the_paper_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     reply = "Andriushchenko and Flammarion show that SAM improves generalization [3]."
-    final = run(monkeypatch, make_hits(PAPERS), FakeModel(reply), "Does SAM improve generalization?")[-1]
+    final = run(monkeypatch, make_hits(PAPERS), FakeModel(reply), "How does SAM affect generalization?")[-1]
     assert isinstance(final, Answer)
     assert final.text == "Andriushchenko and Flammarion show that SAM improves generalization [1]."
 
@@ -416,7 +416,7 @@ def test_a_key_used_as_a_noun_becomes_the_papers_name(monkeypatch: pytest.Monkey
 
 def test_a_re_pointed_noun_key_names_the_paper_it_now_points_to(monkeypatch: pytest.MonkeyPatch) -> None:
     reply = "The study by [4] found that reformulating a harmful request in the past tense jailbreaks LLMs."
-    final = run(monkeypatch, make_hits(PAPERS), FakeModel(reply), "Does past tense jailbreak LLMs?")[-1]
+    final = run(monkeypatch, make_hits(PAPERS), FakeModel(reply), "How does past tense jailbreak LLMs?")[-1]
     assert isinstance(final, Answer)
     assert final.text.startswith("The study by Andriushchenko and Flammarion (2024) [1] found that")
     assert final.citations[0].paper.id == PAST_TENSE.id and final.citations[0].repaired
