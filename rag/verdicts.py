@@ -2,8 +2,8 @@
 
 The model is asked for one word (``TRUE`` or ``FALSE``: the wording the 1.5B model followed best on the odd
 SciFact claims; ``SUPPORT``/``CONTRADICT`` made it answer CONTRADICT to everything); small models add
-words, answer "Yes"/"No", write "Supported." or "refutes". What cannot be read as one label is ``NOT_ENOUGH_INFO``: an
-unreadable reply is never a crash and never a guess.
+words, answer "Yes"/"No", write "Supported." or "refutes". What cannot be read as one label is
+``NOT_ENOUGH_INFO``: an unreadable reply is never a crash and never a guess.
 """
 
 from __future__ import annotations
