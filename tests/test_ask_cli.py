@@ -5,28 +5,17 @@ place of ``rag.pipeline.answer_stream`` / ``answer``; no index, no model."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from ui_fakes import CAP_LINE, LEAD, PAPERS, FakeStream, list_item
+from ui_fakes import CAP_LINE, LEAD, PAPERS, FakeStream, list_item, patch_pipeline
 
-from rag import pipeline
 from rag.cli import main
 from rag.types import Answer
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeStream:
-    fake = FakeStream()
-
-    def answer(question: str, **kw: Any) -> Answer:
-        *_, last = fake(question, **kw)
-        assert isinstance(last, Answer)
-        return last
-
-    monkeypatch.setattr(pipeline, "answer_stream", fake)
-    monkeypatch.setattr(pipeline, "answer", answer)
-    return fake
+    return patch_pipeline(monkeypatch)
 
 
 def ask(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ui_fakes import PAPERS, FakeStream
+from ui_fakes import PAPERS, FakeStream, patch_pipeline
 
-from rag import pipeline
 from rag.cli import main
 from rag.corpus import load_corpus
 from rag.export import bibtex, cite_key, escape
@@ -91,16 +89,7 @@ def test_answer_bibtex_has_the_cited_papers_once_in_order() -> None:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeStream:
-    fake = FakeStream()
-
-    def answer(question: str, **kw: Any) -> Answer:
-        *_, last = fake(question, **kw)
-        assert isinstance(last, Answer)
-        return last
-
-    monkeypatch.setattr(pipeline, "answer_stream", fake)
-    monkeypatch.setattr(pipeline, "answer", answer)
-    return fake
+    return patch_pipeline(monkeypatch)
 
 
 def test_ask_bib_prints_only_the_bibtex_of_the_cited_papers(

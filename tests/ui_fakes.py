@@ -153,3 +153,19 @@ def list_stream(
         citations=[Citation(number=i.number, paper=i.paper, evidence=i.evidence, support=1.0) for i in items],
         hits=hits, filters=filters, model=model,
     )
+
+
+def patch_pipeline(monkeypatch: Any) -> FakeStream:
+    """Replace ``rag.pipeline.answer_stream`` and ``answer`` with a :class:`FakeStream` (CLI tests)."""
+    from rag import pipeline
+
+    fake = FakeStream()
+
+    def answer(question: str, **kw: Any) -> Answer:
+        *_, last = fake(question, **kw)
+        assert isinstance(last, Answer)
+        return last
+
+    monkeypatch.setattr(pipeline, "answer_stream", fake)
+    monkeypatch.setattr(pipeline, "answer", answer)
+    return fake
