@@ -27,7 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"
 ]
-QUESTION = "Does the sharpness of minima correlate with generalization when fine-tuning CLIP on ImageNet?"
+QUESTION = "How does the sharpness of minima relate to generalization when fine-tuning CLIP on ImageNet?"
 EXPECTED_TITLE = "A Modern Look at the Relationship between Sharpness and Generalization"
 ANSWER_TIMEOUT_MS = 900_000  # the local model on a small shared CPU; no timing is asserted
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
