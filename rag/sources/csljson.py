@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ from rag.sources.base import ParseResult
 from rag.sources.records import (
     Record,
     collect,
-    guarded,
     iso_date,
-    json_records,
+    json_papers,
     norm_arxiv,
     norm_doi,
     paper,
@@ -86,11 +84,7 @@ def _item(path: Path, index: int, item: Any) -> Record:
 
 
 def records(path: Path, head: str) -> Iterator[Record]:
-    for index, item in json_records(path, head, "a CSL-JSON item", unwrap=("items",)):
-        if isinstance(item, EntryParseError):
-            yield item
-        else:
-            yield guarded(path, index, "item", partial(_item, path, index, item))
+    yield from json_papers(path, head, "a CSL-JSON item", _item, unwrap=("items",), kind="item")
 
 
 def parse(path: Path, head: str) -> ParseResult:

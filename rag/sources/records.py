@@ -14,6 +14,7 @@ import gzip
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -118,6 +119,24 @@ def json_records(path: Path, head: str, what: str, unwrap: tuple[str, ...] = ())
     if not isinstance(doc, list):
         raise EntryParseError(path, f"expected a JSON array of {what}s, found {type(doc).__name__}.", 1)
     yield from enumerate(doc, start=1)
+
+
+def json_papers(
+    path: Path,
+    head: str,
+    what: str,
+    build: Callable[[Path, int, Any], Record],
+    *,
+    unwrap: tuple[str, ...] = (),
+    kind: str = "record",
+) -> Iterator[Record]:
+    """``build(path, position, object)`` for each record of a JSON file (:func:`json_records`), each one
+    :func:`guarded`; lines that are not JSON come through as their `EntryParseError`."""
+    for pos, obj in json_records(path, head, what, unwrap=unwrap):
+        if isinstance(obj, EntryParseError):
+            yield obj
+        else:
+            yield guarded(path, pos, kind, partial(build, path, pos, obj))
 
 
 def collect(path: Path, fmt: str, records: Iterable[Record]) -> ParseResult:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rag.errors import EntryParseError
 from rag.sources.base import ParseResult
-from rag.sources.records import Record, collect, guarded, json_records, norm_arxiv, norm_doi, paper
+from rag.sources.records import Record, collect, json_papers, norm_arxiv, norm_doi, paper
 
 NAME = "s2"
 _KEYS = re.compile(r'"paperId"\s*:')
@@ -54,11 +53,7 @@ def _paper(path: Path, pos: int, obj: Any) -> Record:
 
 
 def records(path: Path, head: str) -> Iterator[Record]:
-    for pos, obj in json_records(path, head, "a Semantic Scholar paper", unwrap=("data",)):
-        if isinstance(obj, EntryParseError):
-            yield obj
-        else:
-            yield guarded(path, pos, "record", partial(_paper, path, pos, obj))
+    yield from json_papers(path, head, "a Semantic Scholar paper", _paper, unwrap=("data",))
 
 
 def parse(path: Path, head: str) -> ParseResult:
