@@ -136,10 +136,7 @@ def members(
     if not hits:
         return []
     head = list(range(min(len(hits), cap)))
-    if whole or is_filter_listing(hits):
-        return head
-    total = getattr(hits, "total", None)
-    if getattr(hits, "filters_from_query", False) and total is not None and total <= rule.filter_set:
+    if whole or filter_defines_set("", hits, rule):  # without the question: a listing or a small filter
         return head
     top = hits[0].score if hits[0].score > 0 else 1.0
     return [
