@@ -34,12 +34,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 def _env(home: Path) -> dict[str, str]:
-    from rag.settings import Settings
+    from rag.models import installed_dir
 
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "RAG_CHROMA_URL"}
     env.update(
         RAG_HOME=str(home),
-        RAG_MODELS_DIR=str(Settings().model_cache),
+        RAG_MODELS_DIR=str(installed_dir()),  # the cache, or where an earlier version installed it
         GRADIO_ANALYTICS_ENABLED="False",
         HF_HUB_OFFLINE="1",
         LITELLM_LOCAL_MODEL_COST_MAP="True",
