@@ -139,6 +139,8 @@ def examined(hits: Sequence[Hit], rule: Verdicts = DEFAULT) -> list[int]:
     ``max_papers``."""
     if not hits:
         return []
+    if any(h.confirmed for h in hits):  # a low-scored question rescued by the model (rag.confirm)
+        return [i for i, h in enumerate(hits) if h.confirmed][: rule.max_papers]
     top = hits[0].score if hits[0].score > 0 else 1.0
     out: list[int] = []
     for i, hit in enumerate(hits):

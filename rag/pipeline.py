@@ -80,6 +80,12 @@ def _llm_stream(
     return llm.stream(messages, settings, model=model)
 
 
+def _confirm(question: str, hits: Hits, settings: Settings, model: str | None, *, first_only: bool) -> Hits:
+    from rag.confirm import confirm
+
+    return confirm(question, hits, settings, model, first_only=first_only)
+
+
 def _encoder(settings: Settings) -> Encode | None:
     """The embedding model's ``encode`` (the index's model), or None to check support by words only.
     The numpy forward pass for the default MiniLM (:mod:`rag.query_encoder`): no torch import per answer."""
@@ -157,6 +163,9 @@ def answer_stream(
     run = _Run(question, hits, model or settings.llm.model, kind, started, {})
     run.mark("retrieve")
     yield hits
+    if hits and not hits.good_match:  # the band where relevance cannot tell: the model judges the top papers
+        run.hits = hits = _confirm(question, hits, settings, model, first_only=kind != "list")
+        run.mark("confirm")
     if not hits or not hits.good_match:
         log.info("no good match for %r: abstaining without calling the model", question)
         yield run.done(text=CANNOT_ANSWER, abstained=True)

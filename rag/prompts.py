@@ -26,6 +26,8 @@ LIST_LEAD_SYSTEM = "list_lead_system.j2"
 LIST_LEAD_USER = "list_lead_user.j2"
 CLAIM_SYSTEM = "claim_system.j2"
 CLAIM_USER = "claim_user.j2"
+CONFIRM_SYSTEM = "confirm_system.j2"
+CONFIRM_USER = "confirm_user.j2"
 
 # Every template the code renders, with the placeholders the code fills.
 EXPECTED: dict[str, frozenset[str]] = {
@@ -35,6 +37,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     LIST_LEAD_USER: frozenset({"question", "items"}),
     CLAIM_SYSTEM: frozenset(),
     CLAIM_USER: frozenset({"claim", "title", "sentences"}),
+    CONFIRM_SYSTEM: frozenset(),
+    CONFIRM_USER: frozenset({"question", "title", "abstract"}),
 }
 
 

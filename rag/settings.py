@@ -200,6 +200,19 @@ class LLMSettings(_Section):
         description="List answers: ask the model for one checked lead sentence over the list (the list is "
         "written without the model either way).",
     )
+    confirm_depth: int = Field(
+        2,
+        ge=0,
+        description="When retrieval finds no good match, the model is asked (YES/NO) whether each of this "
+        "many top papers answers the question; a confirmed paper is answered from. 0: off (rag.confirm).",
+    )
+    confirm_floor: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="Only questions whose best hit has at least this relevance are confirmed by the model; "
+        "below it (nothing related at all) the answer abstains at once.",
+    )
     n_ctx: int = Field(4096, ge=512, description="Context window for the local llama.cpp model.")
     n_threads: int | None = Field(None, description="Threads for the local model (default: all cores).")
 

@@ -138,6 +138,8 @@ def members(
     head = list(range(min(len(hits), cap)))
     if whole or filter_defines_set("", hits, rule):  # without the question: a listing or a small filter
         return head
+    if any(h.confirmed for h in hits):  # a low-scored question rescued by the model (rag.confirm)
+        return [i for i in head if hits[i].confirmed]
     top = hits[0].score if hits[0].score > 0 else 1.0
     return [
         i
@@ -288,12 +290,13 @@ def extractive(
 ) -> tuple[str, list[Citation]] | None:
     """The one or two sentences of the top paper that best answer the question, quoted and cited.
 
-    None when the top hit is not clearly relevant: relevance below :data:`EXTRACT_MIN_RELEVANCE` and not
-    named by the question (then the fixed "cannot answer" phrase stands).
+    None when the top hit is not clearly relevant: relevance below :data:`EXTRACT_MIN_RELEVANCE`, not named
+    by the question and not confirmed by the model (:mod:`rag.confirm`); then the fixed phrase stands.
     """
     if not hits or not checker.papers or checker.planted[0]:  # never quote a paper that carries instructions
         return None
-    if (hits[0].relevance or 0.0) < EXTRACT_MIN_RELEVANCE and not getattr(hits, "named", False):
+    sure = hits[0].confirmed or getattr(hits, "named", False)
+    if (hits[0].relevance or 0.0) < EXTRACT_MIN_RELEVANCE and not sure:
         return None
     units = checker.units[0][1:]
     if not units:

@@ -147,6 +147,9 @@ class Hit(Record):
     retrievers: list[str] = Field(default_factory=list, description="Which retrievers found it: dense, bm25.")
     ranks: dict[str, int] = Field(default_factory=dict, description="1-based rank in each retriever.")
     relevance: float | None = Field(None, description="Calibrated relevance of this hit, 0..1.")
+    confirmed: bool = Field(
+        False, description="Retrieval scored it low, but the model judged it relevant (rag.confirm)."
+    )
 
 
 class Hits(list[Hit]):

@@ -130,7 +130,7 @@ def test_model_k_and_filters_are_passed_on(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_no_good_match_abstains_without_calling_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeModel("should not be called")
-    use(monkeypatch, model, good_match=False)
+    use(monkeypatch, model, good_match=False, top_relevance=0.003)  # below llm.confirm_floor: nothing related
     items = list(pipeline.answer_stream("What is the capital of Peru?"))
     assert len(items) == 2 and isinstance(items[0], Hits)
     final = items[1]

@@ -336,7 +336,10 @@ def test_no_quote_from_a_paper_that_carries_instructions(monkeypatch: pytest.Mon
 def test_no_good_match_still_abstains_for_list_questions(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeModel("unused")
     items = run(
-        monkeypatch, make_hits(PAPERS, good_match=False), model, "Which papers study protein folding?"
+        monkeypatch,
+        make_hits(PAPERS, good_match=False, top_relevance=0.003),  # below llm.confirm_floor
+        model,
+        "Which papers study protein folding?",
     )
     final = items[-1]
     assert isinstance(final, Answer) and final.abstained and final.text == CANNOT_ANSWER and model.calls == []
