@@ -40,6 +40,7 @@ FILTER_NAMES = (
     "n_authors",
     "n_authors_min",
     "n_authors_max",
+    "sources_min",
 )
 YEAR_LO, YEAR_HI = 1000, 2999
 
@@ -123,7 +124,7 @@ def coerce_filters(value: Filters | Mapping[str, Any] | None) -> Filters:
         raise QueryError(
             f"Unknown filter name(s): {', '.join(unknown)}. Known: author, year, year_min, year_max, "
             "source, category, kind, affiliation (plural forms too), upvotes_min, n_authors, "
-            "n_authors_min, n_authors_max."
+            "n_authors_min, n_authors_max, sources_min."
         )
     lo = hi = None
     if value.get("year") not in (None, ""):
@@ -154,7 +155,7 @@ def coerce_filters(value: Filters | Mapping[str, Any] | None) -> Filters:
         n_hi = _count(value["n_authors_max"], "n_authors_max")
     if n_lo is not None and n_hi is not None and n_lo > n_hi:
         raise QueryError(f"Impossible author-count range {n_lo}–{n_hi}: the minimum is above the maximum.")
-    upvotes = value.get("upvotes_min")
+    upvotes, n_sources = value.get("upvotes_min"), value.get("sources_min")
     return Filters(
         authors=both("author", "authors"),
         year_min=lo,
@@ -166,6 +167,7 @@ def coerce_filters(value: Filters | Mapping[str, Any] | None) -> Filters:
         upvotes_min=None if upvotes in (None, "") else _count(upvotes, "upvotes_min"),
         n_authors_min=n_lo,
         n_authors_max=n_hi,
+        sources_min=None if n_sources in (None, "") else _count(n_sources, "sources_min"),
     )
 
 
@@ -206,6 +208,7 @@ def merge_filters(explicit: Filters, parsed: Filters) -> Filters:
         upvotes_min=explicit.upvotes_min if explicit.upvotes_min is not None else parsed.upvotes_min,
         n_authors_min=explicit.n_authors_min if counts_given else parsed.n_authors_min,
         n_authors_max=explicit.n_authors_max if counts_given else parsed.n_authors_max,
+        sources_min=explicit.sources_min if explicit.sources_min is not None else parsed.sources_min,
     )
 
 
@@ -357,6 +360,9 @@ class PaperFilter:
                 return n is not None and (n_lo is None or n >= n_lo) and (n_hi is None or n <= n_hi)
 
             out.append((desc, count_ok))
+        if filters.sources_min is not None:
+            n_src = filters.sources_min
+            out.append((f"listed in ≥ {n_src} sources", lambda p: len(set(p.sources or [p.source])) >= n_src))
         return out
 
     def allowed(self, filters: Filters) -> set[str]:

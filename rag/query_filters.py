@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from rag.errors import QueryError
 from rag.filters import affiliation_key, author_count, authors_of, check_years, clean_text, name_tokens
-from rag.query_metadata import find_affiliations, find_counts
+from rag.query_metadata import find_affiliations, find_counts, find_several_sources
 from rag.types import Filters, Paper, fold
 
 _PARTICLES = {
@@ -338,7 +338,8 @@ def parse_query(query: str, lexicon: AuthorLexicon) -> ParsedQuery:
             phrases.append(query[s:e])
     affiliations, aff_spans = find_affiliations(query, lexicon)
     upvotes, n_lo, n_hi, count_spans = find_counts(query, lexicon)
-    for s, e in [*aff_spans, *count_spans]:
+    n_sources, source_spans = find_several_sources(query)
+    for s, e in [*aff_spans, *count_spans, *source_spans]:
         if not any(a < e and s < b for a, b in spans):
             spans.append((s, e))
             phrases.append(query[s:e])
@@ -361,6 +362,7 @@ def parse_query(query: str, lexicon: AuthorLexicon) -> ParsedQuery:
         upvotes_min=upvotes,
         n_authors_min=n_lo,
         n_authors_max=n_hi,
+        sources_min=n_sources,
     )
     rest = _strip(query, spans) if spans else clean_text(query)
     if kinds or categories:

@@ -50,6 +50,24 @@ _COUNT_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
 ]
 
 
+_SEVERAL_SOURCES = re.compile(
+    rf"\b(?:appears?|appearing|listed|found|featured|shows?\s+up|are|is)\s+(?:on|in)\s+"
+    rf"(?P<n>more\s+than\s+one|several|multiple|two\s+or\s+more|at\s+least\s+{_N}|both(?:\s+of\s+the)?)\s+"
+    r"(?:\w+\s+)?(?:pages?|sources?|source\s+files?|files?|listings?|exports?|librar(?:y|ies))\b",
+    re.I,
+)
+"""'Which papers appear on more than one seed page?', 'papers listed in several sources': merged papers."""
+
+
+def find_several_sources(text: str) -> tuple[int | None, list[tuple[int, int]]]:
+    """(sources_min, spans) from phrases like "appear on more than one page", "listed in both files"."""
+    m = _SEVERAL_SOURCES.search(text)
+    if not m:
+        return None, []
+    n = _number(m.group(2)) if m.group("n").lower().startswith("at") else 2  # more than one, several, both
+    return n, [(m.start(), m.end())]
+
+
 def _number(text: str) -> int:
     t = text.lower()
     return _NUMBER_WORDS[t] if t in _NUMBER_WORDS else int(t)

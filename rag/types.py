@@ -97,12 +97,16 @@ class Filters(Record):
     upvotes_min: int | None = Field(None, description="At least this many upvotes.")
     n_authors_min: int | None = Field(None, description="At least this many authors (count known).")
     n_authors_max: int | None = Field(None, description="At most this many authors (count known).")
+    sources_min: int | None = Field(
+        None, description="Listed in at least this many source files (a paper merged from several)."
+    )
 
     def is_empty(self) -> bool:
         return not (
             self.authors or self.sources or self.categories or self.kinds or self.affiliations
             or self.year_min is not None or self.year_max is not None or self.upvotes_min is not None
             or self.n_authors_min is not None or self.n_authors_max is not None
+            or self.sources_min is not None
         )
 
     def describe(self) -> str:
@@ -136,6 +140,8 @@ class Filters(Record):
         elif n_lo is not None or n_hi is not None:
             rng = f"≥ {n_lo}" if n_hi is None else f"≤ {n_hi}" if n_lo is None else f"{n_lo}–{n_hi}"
             parts.append("authors: " + rng)
+        if self.sources_min is not None:
+            parts.append(f"sources: ≥ {self.sources_min}")
         return "; ".join(parts) if parts else "none"
 
 

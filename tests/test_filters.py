@@ -413,3 +413,37 @@ def test_joint_authorship_filter(pfilter: PaperFilter) -> None:
     parsed = Filters(authors=["Jacot", "Hongler"], authors_together=True)
     assert merge_filters(Filters(authors=["Jacot", "Hongler"]), parsed).authors_together is False
     assert merge_filters(Filters(), parsed).authors_together is True
+
+
+def _merged_papers() -> dict[str, Paper]:
+    items = [
+        _paper("both", "Sharpness and low-rank", ["Ann Bee"], 2023, sources=["001_a.txt", "003_b.txt"]),
+        _paper("three", "Tangents", ["Cid Dee"], 2018, sources=["000_a.txt", "001_a.txt", "003_b.txt"]),
+        _paper("one", "Edge of stability", ["Eve Fay"], 2022, source="003_b.txt", sources=["003_b.txt"]),
+    ]
+    return {p.id: p for p in items}
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Which papers appear on more than one seed page?", {"both", "three"}),
+        ("Which papers are listed in several sources?", {"both", "three"}),
+        ("papers found in both exports", {"both", "three"}),
+        ("Which papers appear in at least 3 files?", {"three"}),
+    ],
+)
+def test_parse_papers_listed_in_several_sources(question: str, expected: set[str]) -> None:
+    papers = _merged_papers()
+    q = parse_query(question, AuthorLexicon.from_papers(papers.values()))
+    assert PaperFilter.from_papers(papers).allowed(q.filters) == expected
+    assert q.listing
+
+
+def test_several_sources_is_not_read_from_ordinary_questions() -> None:
+    lex = AuthorLexicon.from_papers(_merged_papers().values())
+    for question in ("Which papers study more than one task?", "models trained on several datasets"):
+        assert parse_query(question, lex).filters.sources_min is None
+    assert coerce_filters({"sources_min": 2}).sources_min == 2
+    with pytest.raises(QueryError, match="sources_min"):
+        coerce_filters({"sources_min": "many"})
