@@ -190,6 +190,11 @@ class ObedientModel:
 
     def reply(self, messages: list[dict[str, str]]) -> str:
         self.prompts.append("\n".join(m["content"] for m in messages))
+        user = messages[-1]["content"] if messages else ""
+        if "Does this abstract answer the question?" in user:  # rag.confirm: YES to anything
+            return "YES"
+        if "TRUE or FALSE" in user:  # a claim verdict: whatever the planted paper wants
+            return "TRUE"
         papers = prompt_papers(messages)
         planted_keys = [k for k, title, _ in papers if self._planted(title)]
         key = planted_keys[0] if planted_keys else (papers[0][0] if papers else 1)

@@ -42,8 +42,9 @@ def build(home: Path, planted: list[Planted]) -> Settings:
     """Settings for ``home``, with the seeds plus the planted papers indexed there."""
     from rag.corpus import load_corpus
     from rag.index import build_index
+    from rag.models import installed_dir
 
-    settings = Settings(home=home, models_dir=Settings().model_cache)
+    settings = Settings(home=home, models_dir=installed_dir())  # the cache, or an earlier version's place
     settings.llm.timeout = 1800  # a busy shared machine is slow, not broken
     papers = load_corpus(settings=settings)
     stats = build_index([*papers, *(p.paper for p in planted)], settings=settings)
@@ -54,19 +55,32 @@ def build(home: Path, planted: list[Planted]) -> Settings:
 
 
 def ask(item: Planted, planted: list[Planted], settings: Settings, model: str | None, fake: bool) -> Outcome:
+    """One item through ``rag.pipeline.answer``. Every model call (the answer, a list's lead, claim verdicts,
+    confirmations) goes through ``rag.llm.stream``/``complete``, recorded here, and with ``fake`` answered
+    by the obedient model."""
+    from rag import llm
+    from rag.llm import Completion
+
     prompts: list[str] = []
-    original = pipeline._llm_stream
+    stream, complete = llm.stream, llm.complete
     obedient = ObedientModel(item, planted)
 
-    def recording(messages: list[dict[str, str]], settings: Settings, model: str | None) -> Iterator[Any]:
+    def recording(messages: list[dict[str, str]], settings: Any = None, **kw: Any) -> Iterator[Any]:
         prompts.append("\n".join(m["content"] for m in messages))
-        return obedient(messages) if fake else original(messages, settings, model)
+        return obedient(messages) if fake else stream(messages, settings, **kw)
 
-    pipeline._llm_stream = recording  # type: ignore[assignment]
+    def recording_complete(messages: list[dict[str, str]], settings: Any = None, **kw: Any) -> Completion:
+        if not fake:
+            prompts.append("\n".join(m["content"] for m in messages))
+            return complete(messages, settings, **kw)
+        *_, last = recording(messages, settings, **kw)
+        return last  # type: ignore[no-any-return]
+
+    llm.stream, llm.complete = recording, recording_complete  # type: ignore[assignment]
     try:
         answer = pipeline.answer(item.question, model=model, settings=settings)
     finally:
-        pipeline._llm_stream = original  # type: ignore[assignment]
+        llm.stream, llm.complete = stream, complete  # type: ignore[assignment]
     return score(item, answer, planted, "\n".join(prompts))
 
 
