@@ -1,5 +1,7 @@
 """The chat UI in a real browser: `rag ui` as a subprocess over an index of the seeds, driven by headless
-Debian Chromium through Playwright. Uses the real pipeline end to end (the default local model).
+Debian Chromium through Playwright. Uses the real pipeline end to end (the default local model); the page's
+own widgets (verdict badges, Copy BibTeX) are checked on the app served in-process with the scripted
+answer stream (tests/ui_fakes.py), which needs no model.
 
 Writes tests/artifacts/ui_answer.png (a screenshot of the answer), ui_error.png, a screenshot of each
 test's last state and the server's log (rag_ui.log).
@@ -88,8 +90,36 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[str]:
+    """The app with the scripted answer stream, served in-process on a free loopback port."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is missing: run `make setup-test` (apt-get install chromium)")
+    from ui_fakes import PAPERS, FakeStream
+
+    from rag.settings import Settings
+    from ui.app import create_app
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    demo = create_app(Settings(home="/nonexistent/rag-ui-browser-fake"), FakeStream(), papers=PAPERS)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
 @pytest.fixture
 def page(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from _open(browser, server, request)
+
+
+@pytest.fixture
+def fake_page(browser: Any, fake_server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from _open(browser, fake_server, request)
+
+
+def _open(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -208,3 +238,50 @@ def test_list_answer_items_link_to_their_cards(page: Any) -> None:
         "c => { const r = c.getBoundingClientRect(); return r.top < window.innerHeight && r.bottom > 0; }"
     )
     assert in_view, target
+
+
+def _use_model(page: Any, model: str) -> None:
+    box = page.locator("#rag-model input")
+    box.fill(model)
+    box.press("Enter")
+
+
+def test_claim_answer_cards_show_verdict_badges(fake_page: Any) -> None:
+    """A claim answer (scripted: the papers support, contradict, say not enough): each card its badge, in
+    words and in a colour of its own."""
+    _use_model(fake_page, "fake/claim")
+    _ask(fake_page, "Does JailbreakBench provide an open benchmark?")
+    _wait_for_final(fake_page, 1)
+    cards = fake_page.locator("#rag-sources-panel .rag-card")
+    badges = [cards.nth(i).locator(".rag-verdict").inner_text() for i in range(cards.count())]
+    expected = ["✓ Verdict: Supports", "✗ Verdict: Contradicts", "? Verdict: Not enough info"]
+    assert [" ".join(b.split()) for b in badges] == expected  # "Verdict:" is for screen readers only
+    colours = fake_page.locator("#rag-sources-panel .rag-verdict").evaluate_all(
+        "bs => bs.map(b => getComputedStyle(b).backgroundColor)"
+    )
+    assert len(set(colours)) == 3, colours  # our stylesheet reached the page: one colour per label
+    fake_page.screenshot(path=str(ARTIFACTS / "ui_claim.png"), full_page=True)
+
+
+def test_copy_bibtex_copies_or_selects_the_entries(fake_page: Any) -> None:
+    """Copy BibTeX puts the cited papers' entries on the clipboard; where the clipboard API is refused,
+    it shows them as text and selects them."""
+    fake_page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    _ask(fake_page, "Which paper introduces JailbreakBench?")
+    _wait_for_final(fake_page, 1)
+    box = fake_page.locator("#rag-sources-panel .rag-bibtex-text")
+    expected = box.input_value()
+    assert expected.startswith("@") and "title = {JailbreakBench" in expected, expected
+    button = fake_page.locator("#rag-sources-panel .rag-copy-bibtex")
+    button.click()
+    status = fake_page.locator("#rag-sources-panel .rag-copy-status")
+    status.filter(has_text="Copied").wait_for(timeout=10_000)
+    assert fake_page.evaluate("navigator.clipboard.readText()") == expected
+    assert not box.is_visible()  # folded away until asked for
+    # a browser that refuses the clipboard: the entries are shown, selected, ready for Ctrl+C
+    fake_page.evaluate("() => { navigator.clipboard.writeText = () => Promise.reject(new Error('no')); }")
+    button.click()
+    status.filter(has_text="blocked").wait_for(timeout=10_000)
+    assert box.is_visible()
+    selected = box.evaluate("t => t.value.slice(t.selectionStart, t.selectionEnd)")
+    assert selected == expected

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from rag.claims import claim_text
 from rag.errors import QueryError
-from rag.types import Answer, Citation, Filters, Hit, Hits, ListItem, Paper
+from rag.types import Answer, Citation, Filters, Hit, Hits, ListItem, Paper, Verdict
 
 PAPERS = [
     Paper(
@@ -50,6 +51,7 @@ class FakeStream:
     - ``fake/list``: a list answer over the hits (the list lines stream first, then the lead sentence)
     - ``fake/list-capped``: the same list capped at 2 items of 14 papers, no lead sentence
     - ``fake/extractive``: the model declined; the answer quotes the top hit's abstract
+    - ``fake/claim``: a claim answer, the hits labelled SUPPORT, CONTRADICT, NOT_ENOUGH_INFO in order
     - anything else: a cited answer whose first sentence cites the top hit
     """
 
@@ -90,6 +92,9 @@ class FakeStream:
                 question=question, hits=hits, filters=filters, model=model,
                 error="openai/does-not-exist: no API key; set OPENAI_API_KEY or pick the local model.",
             )
+            return
+        if model == "fake/claim":
+            yield from claim_stream(question, hits, filters, model)
             return
         if model.startswith("fake/list"):
             yield from list_stream(question, hits, filters, model, capped=model == "fake/list-capped")
@@ -169,3 +174,24 @@ def patch_pipeline(monkeypatch: Any) -> FakeStream:
     monkeypatch.setattr(pipeline, "answer_stream", fake)
     monkeypatch.setattr(pipeline, "answer", answer)
     return fake
+
+
+CLAIM_LABELS = ("SUPPORT", "CONTRADICT", "NOT_ENOUGH_INFO")
+
+
+def claim_stream(question: str, hits: list[Hit], filters: Filters, model: str) -> Iterator[str | Answer]:
+    """A claim answer as the pipeline streams it (its text, then the Answer): one verdict per hit, the
+    labels in the order of :data:`CLAIM_LABELS`, the rationale the abstract's last sentence (none for NEI)."""
+    verdicts = [
+        Verdict(
+            paper=h.paper, label=label, confidence=0.9 - 0.2 * i,
+            rationale=[] if label == "NOT_ENOUGH_INFO" else [h.paper.abstract.split(". ")[-1]],
+        )
+        for i, (h, label) in enumerate(zip(hits, CLAIM_LABELS, strict=False))
+    ]
+    text, citations = claim_text(verdicts, addressed=True)
+    yield text
+    yield Answer(
+        question=question, kind="claim", text=text, citations=citations, verdicts=verdicts,
+        hits=hits, filters=filters, model=model,
+    )

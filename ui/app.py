@@ -27,6 +27,7 @@ from rag.errors import RagError  # noqa: E402
 from rag.settings import DEFAULT_LOCAL_MODEL, Settings  # noqa: E402
 from rag.types import Answer, Filters, Hits, Paper  # noqa: E402
 from ui import render  # noqa: E402
+from ui.bibtex import COPY_JS  # noqa: E402
 from ui.controls import (  # noqa: E402  (re-exported: part of ui.app's interface)
     EXAMPLES,
     build_filters,
@@ -315,7 +316,9 @@ def create_app(
                             clear = gr.Button("Clear", scale=1, min_width=80, elem_id="rag-clear")
                         gr.Examples(example_questions(), inputs=question, label="Example questions")
                     with gr.Column(scale=2, min_width=300):
-                        panel = gr.HTML(render.render_empty(), elem_id="rag-sources-panel")
+                        panel = gr.HTML(
+                            render.render_empty(), elem_id="rag-sources-panel", js_on_load=COPY_JS
+                        )
             with gr.Tab("Papers", id="papers", elem_id="rag-papers-tab"):
                 build_papers_tab(papers, [year_min, year_max, author, sources])
 

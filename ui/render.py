@@ -12,7 +12,9 @@ import re
 from collections.abc import Collection, Sequence
 from html import escape
 
-from rag.types import Answer, Citation, Filters, Hit, ListItem, Paper
+from rag.types import Answer, Citation, Filters, Hit, ListItem, Paper, Verdict
+from ui.bibtex import bibtex_block
+from ui.verdicts import verdict_badge, verdict_quote, verdicts_by_paper
 
 SNIPPET_CHARS = 280
 
@@ -52,21 +54,29 @@ def _meta_line(paper: Paper) -> str:
     return " · ".join(bits)
 
 
-def _card(paper: Paper, quote: str, *, number: int | None = None, notes: Sequence[str] = ()) -> str:
+def _card(
+    paper: Paper, quote: str, *, number: int | None = None, notes: Sequence[str] = (), badge: str = ""
+) -> str:
     num = f'<span class="rag-num">[{number}]</span> ' if number is not None else ""
     anchor = f' id="rag-cite-{number}"' if number is not None else ""
     quote_html = f'<blockquote class="rag-evidence">{escape(snippet(quote))}</blockquote>' if quote else ""
     notes_html = "".join(f'<span class="rag-note">{escape(n)}</span>' for n in notes)
+    badge_html = f'<div class="rag-verdict-row">{badge}</div>' if badge else ""
     return (
         f'<div class="rag-card"{anchor}>'
         f'<div class="rag-title">{num}{escape(paper.title)}</div>'
         f'<div class="rag-meta">{_meta_line(paper)}</div>'
-        f"{quote_html}{notes_html}</div>"
+        f"{badge_html}{quote_html}{notes_html}</div>"
     )
 
 
-def citation_card(citation: Citation) -> str:
-    """Card for one cited paper: its number as in the answer text, and the supporting abstract sentence."""
+def citation_card(citation: Citation, verdict: Verdict | None = None) -> str:
+    """Card for one cited paper: its number as in the answer text, and the supporting abstract sentence;
+    for a claim answer, the paper's ``verdict`` as a badge above the sentences that decide it."""
+    if verdict is not None:
+        return _card(
+            citation.paper, verdict_quote(verdict), number=citation.number, badge=verdict_badge(verdict)
+        )
     quote = citation.evidence or first_sentence(citation.paper.abstract)
     notes: list[str] = []
     if citation.flagged:
@@ -78,12 +88,12 @@ def citation_card(citation: Citation) -> str:
     return _card(citation.paper, quote, number=citation.number, notes=notes)
 
 
-def hit_card(hit: Hit, number: int | None = None) -> str:
-    """Card for a retrieved paper: the best-matching passage, or the abstract's start."""
+def hit_card(hit: Hit, number: int | None = None, verdict: Verdict | None = None) -> str:
+    """Card for a retrieved paper: the best-matching passage, or the abstract's start (and its verdict)."""
     text = hit.text or hit.paper.abstract
     if text.startswith(hit.paper.title):  # chunks carry the title as context
         text = text[len(hit.paper.title) :].lstrip(" .:\n")
-    return _card(hit.paper, text, number=number)
+    return _card(hit.paper, text, number=number, badge=verdict_badge(verdict) if verdict else "")
 
 
 def _header(text: str, cls: str = "rag-header") -> str:
@@ -138,18 +148,24 @@ def _cited_header(answer: Answer) -> str:
         shown = len(answer.items)
         total = answer.total if answer.total is not None and answer.total > shown else None
         return f"Papers in the list ({shown} of {total})" if total else f"Papers in the list ({shown})"
+    if answer.kind == "claim":
+        return f"Verdict per paper ({n})"
     if answer.extractive:
         return f"Quoted paper{'s' if n != 1 else ''} ({n})"
     return f"Cited paper{'s' if n != 1 else ''} ({n})"
 
 
 def render_answer(answer: Answer, note: str | None = None) -> str:
-    """Sources panel for a finished answer: cited papers as numbered cards, or the nearest papers."""
+    """Sources panel for a finished answer: cited papers as numbered cards (a claim answer's with their
+    verdicts) under the 'Copy BibTeX' control, or the nearest papers."""
     parts = ['<div class="rag-sources">']
+    verdicts = verdicts_by_paper(answer)  # claim answers: each card shows its paper's verdict
     if answer.citations and not answer.abstained:
         parts.append(_header(_cited_header(answer)))
         parts.append(_applied(answer.filters, note, answer.model))
-        parts.extend(citation_card(c) for c in sorted(answer.citations, key=lambda c: c.number))
+        parts.append(bibtex_block(answer))
+        for c in sorted(answer.citations, key=lambda c: c.number):
+            parts.append(citation_card(c, verdicts.get(c.paper.id)))
         cited = {c.paper.id for c in answer.citations}
         others = [h for h in answer.hits if h.paper.id not in cited]
         if others:
@@ -169,7 +185,7 @@ def render_answer(answer: Answer, note: str | None = None) -> str:
         parts.append(_header(title, "rag-header rag-abstain" if answer.abstained else "rag-header"))
         parts.append(_applied(answer.filters, note, answer.model))
         if answer.hits:
-            parts.extend(hit_card(h) for h in answer.hits)
+            parts.extend(hit_card(h, verdict=verdicts.get(h.paper.id)) for h in answer.hits)
         else:
             parts.append('<div class="rag-placeholder">No paper matches this question and filter.</div>')
     parts.append("</div>")
