@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
 
 from rag.errors import RagError
 from rag.prompts import CONFIRM_SYSTEM, CONFIRM_USER, render
@@ -111,16 +110,6 @@ def confirm(
     marked = [h.model_copy(update={"confirmed": True}) if i in confirmed else h for i, h in enumerate(hits)]
     order = [marked[i] for i in confirmed] + [h for i, h in enumerate(marked) if i not in confirmed]
     names = ", ".join(f"“{marked[i].paper.title}”" for i in confirmed)
-    return _with(hits, order, note=f"Retrieval scored this question low; the model judged {names} relevant.")
+    note = f"Retrieval scored this question low; the model judged {names} relevant."
+    return hits.replaced(order, note=note, good_match=True)
 
-
-def _with(hits: Hits, order: list[Hit], *, note: str) -> Hits:
-    fields: dict[str, Any] = dict(
-        query=hits.query,
-        filters=hits.filters,
-        filters_from_query=hits.filters_from_query,
-        seconds=hits.seconds,
-        total=hits.total,
-        named=hits.named,
-    )
-    return Hits(order, note=note, good_match=True, **fields)

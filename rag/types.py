@@ -191,17 +191,21 @@ class Hits(list[Hit]):
 
     def head(self, k: int) -> Hits:
         """The first ``k`` hits, with the same attributes."""
-        return Hits(
-            list(self)[:k],
-            query=self.query,
-            filters=self.filters,
-            filters_from_query=self.filters_from_query,
-            note=self.note,
-            good_match=self.good_match,
-            seconds=self.seconds,
-            total=self.total,
-            named=self.named,
-        )
+        return self.replaced(list(self)[:k])
+
+    def replaced(self, hits: list[Hit], **changes: Any) -> Hits:
+        """``hits`` with this result's attributes, except those given in ``changes``."""
+        fields: dict[str, Any] = {
+            "query": self.query,
+            "filters": self.filters,
+            "filters_from_query": self.filters_from_query,
+            "note": self.note,
+            "good_match": self.good_match,
+            "seconds": self.seconds,
+            "total": self.total,
+            "named": self.named,
+        }
+        return Hits(hits, **{**fields, **changes})
         """How many papers the filter selects (None without a filter); may exceed ``len(self)``."""
 
 
