@@ -95,18 +95,11 @@ def fake_server() -> Iterator[str]:
     """The app with the scripted answer stream, served in-process on a free loopback port."""
     if not CHROMIUM.exists():
         pytest.skip("Chromium is missing: run `make setup-test` (apt-get install chromium)")
-    from ui_fakes import PAPERS, FakeStream
-
-    from rag.settings import Settings
-    from ui.app import create_app
+    from ui_fakes import PAPERS, served_app
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    demo = create_app(Settings(home="/nonexistent/rag-ui-browser-fake"), FakeStream(), papers=PAPERS)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+    with served_app(PAPERS, "rag-ui-browser-fake") as url:
+        yield url
 
 
 @pytest.fixture

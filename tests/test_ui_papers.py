@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netutil import free_port
-from ui_fakes import FakeStream
+from ui_fakes import served_app
 
 from rag.corpus import load_corpus
-from rag.settings import Settings
 from ui.papers import abstract_markdown, paper_rows
 
 FORMATS = Path(__file__).resolve().parent / "fixtures" / "formats"
@@ -54,14 +52,8 @@ def test_abstract_markdown_links_ids(library: list[Any]) -> None:
 
 @pytest.fixture(scope="module")
 def served(library: list[Any]) -> Iterator[str]:
-    from ui.app import create_app
-
-    demo = create_app(Settings(home="/nonexistent/rag-ui-papers-test"), FakeStream(), papers=library)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+    with served_app(library, "rag-ui-papers-test") as url:
+        yield url
 
 
 @pytest.mark.slow

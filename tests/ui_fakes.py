@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rag.claims import claim_text
@@ -195,3 +196,19 @@ def claim_stream(question: str, hits: list[Hit], filters: Filters, model: str) -
         question=question, kind="claim", text=text, citations=citations, verdicts=verdicts,
         hits=hits, filters=filters, model=model,
     )
+
+
+@contextmanager
+def served_app(papers: Sequence[Paper], name: str) -> Iterator[str]:
+    """The app with a :class:`FakeStream`, served in-process on a free loopback port; yields its URL."""
+    from netutil import free_port
+
+    from rag.settings import Settings
+    from ui.app import create_app
+
+    demo = create_app(Settings(home=f"/nonexistent/{name}"), FakeStream(), papers=list(papers))
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
