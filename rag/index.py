@@ -37,6 +37,7 @@ from rag.errors import IndexError_
 from rag.integrity import damaged, fingerprint
 from rag.late import LATE_DIR, META_FILE, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
+from rag.shared_index import fetch, publish
 from rag.store import (
     BM25_DIR,
     MANIFEST_FILE,
@@ -215,6 +216,9 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
     """:func:`build_index`'s work, under the home's writer lock."""
     store = Store.open(settings, create=True)  # fails before anything is written locally
     adopted = store.adopt_previous()  # same vectors under a new name (an upgrade, a new corpus name)
+    # On a server, another home of this corpus may have indexed it since: take its files (records, BM25,
+    # word-piece vectors, manifest; rag.shared_index), so nothing it did is redone here.
+    fetched = fetch(store) if settings.chroma_url and not adopted else None
     hashes = {p.id: content_hash(p) for p in papers}
     signature = _signature(papers, hashes)
     folder = store.folder
@@ -392,6 +396,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         write_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
     store.drop_other_collections()
     store.mark_current({"papers": len(papers), "chunks": total_chunks})
+    published = publish(store) if settings.chroma_url else None  # for the other homes of this corpus
     return IndexStats(
         papers=len(papers),
         chunks=total_chunks,
@@ -400,6 +405,8 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         removed=len(removed_papers),
         seconds=round(time.perf_counter() - started, 3),
         collection=store.collection_name,
+        fetched=fetched.bytes if fetched else 0,
+        published=published.bytes if published else 0,
     )
 
 

@@ -79,6 +79,8 @@ class _Index:
     chunks_per_paper: float
     folder: Path
     warned_no_late: bool = False
+    checked: float = 0.0
+    """When the server was last asked for a newer shared index (``time.monotonic``; server mode)."""
 
 
 _INDEXES: dict[tuple[Any, ...], _Index] = {}
@@ -91,12 +93,12 @@ def _stamp(path: Path) -> int:
         return 0
 
 
-def _open(settings: Settings) -> _Index:
-    from rag.store import CURRENT_FILE, MANIFEST_FILE, PAPERS_FILE, Store, collection_name
+def _key(settings: Settings) -> tuple[Any, ...]:
+    from rag.store import CURRENT_FILE, MANIFEST_FILE, PAPERS_FILE, collection_name
 
     name = collection_name(settings)
     folder = settings.index_dir / name
-    key = (
+    return (
         str(settings.index_dir),
         settings.chroma_url,
         name,
@@ -104,7 +106,25 @@ def _open(settings: Settings) -> _Index:
         _stamp(folder / MANIFEST_FILE),
         _stamp(folder / PAPERS_FILE),
     )
+
+
+def _open(settings: Settings) -> _Index:
+    """The index, loaded once per process. On a Chroma server the home first fetches the files another home
+    published for this corpus (:mod:`rag.shared_index`), then checks for newer ones at most every
+    ``CHECK_SECONDS``."""
+    from rag.store import Store
+
+    key = _key(settings)
     cached = _INDEXES.get(key)
+    if settings.chroma_url:
+        from rag.shared_index import CHECK_SECONDS, sync
+
+        now = time.monotonic()
+        if cached is None or now - cached.checked >= CHECK_SECONDS:
+            if sync(settings, cached.store if cached is not None else None) is not None:
+                key, cached = _key(settings), None
+            if cached is not None:
+                cached.checked = now
     if cached is not None:
         return cached
     store = Store.open(settings)
@@ -120,10 +140,16 @@ def _open(settings: Settings) -> _Index:
         chunks_per_paper=max(1.0, count / max(1, len(papers))),
         folder=store.folder,
     )
+    index.checked = time.monotonic()
     for old in [k for k in _INDEXES if k[:3] == key[:3]]:
         del _INDEXES[old]
     _INDEXES[key] = index
     return index
+
+
+def indexed_papers(settings: Settings) -> list[Paper]:
+    """The indexed papers, in index order (on a Chroma server, fetched first like a search would)."""
+    return list(_open(settings).papers.values())
 
 
 # -------------------------------------------------------------------------------------- retrievers

@@ -164,7 +164,7 @@ class Store:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, settings: Settings, *, create: bool = False) -> Store:
+    def open(cls, settings: Settings, *, create: bool = False, require_current: bool = True) -> Store:
         """Open the index the settings describe.
 
         Reading (``create=False``) raises :class:`IndexMissingError` when nothing was indexed, or the index
@@ -173,9 +173,11 @@ class Store:
         collection of that name belongs to another corpus (see :meth:`assert_owned`).
         Raises :class:`StoreUnavailableError` when the server cannot be reached and
         :class:`StoreCorruptError` when the embedded directory is not a usable Chroma database.
+        ``require_current=False`` skips the check of ``current.json`` (:mod:`rag.shared_index` opens a
+        server's collection for a home that has not fetched its files yet).
         """
         name = collection_name(settings)
-        if not create:
+        if not create and require_current:
             check_current(settings, name)
         client = cls._client(settings, create=create)
         if create:  # the server answered (or the embedded folder is usable): record the corpus name

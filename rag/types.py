@@ -318,3 +318,5 @@ class IndexStats(Record):
     removed: int = Field(0, description="Papers deleted from the index.")
     seconds: float = 0.0
     collection: str = ""
+    fetched: int = Field(0, description="Bytes of index files fetched from the Chroma server (shared index).")
+    published: int = Field(0, description="Bytes of index files sent to the Chroma server (shared index).")

@@ -171,3 +171,91 @@ def test_server_index_from_before_corpus_names_moves_without_re_embedding(
     b = Settings(home=tmp_path / "b", chroma_url=server)
     build_index(theirs, b)
     assert_searches_own_papers(a, ours)
+
+
+# ------------------------------------------------------------------ one index shared through the server
+
+
+def test_fresh_home_searches_the_servers_index_without_embedding(
+    indexed: tuple[Settings, IndexStats], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 item 4: home A indexed the seeds; a fresh home B with the same URL and corpus name answers
+    `rag search` with A's hits, having fetched A's files (records, BM25, word pieces) and embedded nothing."""
+    import os
+    import urllib.request
+
+    import rag.embed
+    import rag.late
+    from rag.retrieve import search
+    from rag.store import read_identity
+
+    a, stats = indexed
+    corpus = read_identity(a)["corpus"]
+    env = {**os.environ, "RAG_CHROMA_URL": str(a.chroma_url), "RAG_INDEX__CORPUS_NAME": corpus}
+    questions = ["neural tangent kernel", "reinforcement learning policy optimization"]
+    want = [[h.paper.id for h in search(q, k=5, settings=a)] for q in questions]
+
+    monkeypatch.setattr(rag.embed, "get_embedder", lambda *a, **k: pytest.fail("embedder loaded"))
+    monkeypatch.setattr(rag.late, "consolidate", lambda *a, **k: pytest.fail("word pieces re-encoded"))
+    b = Settings(home=tmp_path / "b", chroma_url=a.chroma_url, index=IndexSettings(corpus_name=corpus))
+    assert [[h.paper.id for h in search(q, k=5, settings=b)] for q in questions] == want
+
+    # the CLI in a fresh process: the sentence-transformers runtime (which embeds) is never imported
+    code = (
+        "import sys; from rag.cli import main; rc = main(['search', sys.argv[1], '-k', '3']); "
+        "assert 'sentence_transformers' not in sys.modules, 'embedding runtime imported'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, questions[0]],
+        env={**env, "RAG_HOME": str(tmp_path / "c")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fetched the index files" in done.stderr and "nothing embedded" in done.stderr
+    top = next(iter(Store.open(a).papers()[want[0][0]].title.split()))
+    assert top in done.stdout
+
+    # `rag ui` on another fresh home serves the page over the fetched index
+    port = free_port()
+    log = (tmp_path / "ui.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag", "ui", "--no-preload", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, "RAG_HOME": str(tmp_path / "d")},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        page = wait_for_http(f"http://127.0.0.1:{port}/", proc, 180)
+        log.seek(0)
+        assert page is not None, log.read()[-3000:]
+        assert "fetched the index files" in log.read()
+        assert (tmp_path / "d" / "index" / stats.collection / "late" / "vectors.npy").is_file()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        stop(proc, 15)
+        log.close()
+
+
+def test_a_re_index_reaches_the_other_home(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.shared_index
+    from rag.retrieve import search
+
+    ours, theirs = small_corpora()
+    lab = IndexSettings(corpus_name="shared-sync")
+    a = Settings(home=tmp_path / "a", chroma_url=server, index=lab)
+    b = Settings(home=tmp_path / "b", chroma_url=server, index=lab)
+    build_index(ours, a)
+    assert search(ours[0].title, k=3, settings=b)[0].paper.id == ours[0].id
+    changed = build_index([*ours[1:], theirs[0]], a)  # one paper removed, one added
+    assert changed.published > 0
+    monkeypatch.setattr(rag.shared_index, "CHECK_SECONDS", 0.0)
+    hits = search(theirs[0].title, k=3, settings=b)
+    assert hits[0].paper.id == theirs[0].id
+    assert ours[0].id not in {h.paper.id for h in search(ours[0].title, k=10, settings=b)}
+    again = build_index([*ours[1:], theirs[0]], b)  # B's own run: takes A's files, embeds nothing
+    assert (again.embedded, again.fetched) == (0, 0)

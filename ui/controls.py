@@ -53,7 +53,16 @@ def example_questions(path: Path | None = None, wanted: Sequence[str] = EXAMPLES
 
 
 def load_papers(settings: Settings) -> list[Paper]:
-    """The corpus, for the filter choices; empty (with a warning) when it cannot be read."""
+    """The corpus, for the filter choices; empty (with a warning) when it cannot be read. On a Chroma server
+    (``RAG_CHROMA_URL``) the indexed papers, which another home may have indexed (rag.shared_index): this
+    home need not have the sources."""
+    if settings.chroma_url:
+        try:
+            from rag.retrieve import indexed_papers
+
+            return indexed_papers(settings)
+        except RagError as exc:
+            log.warning("Could not read the indexed papers from %s: %s", settings.chroma_url, exc)
     try:
         from rag.corpus import load_corpus
 
