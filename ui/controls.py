@@ -58,7 +58,7 @@ def load_papers(settings: Settings) -> list[Paper]:
     home need not have the sources."""
     if settings.chroma_url:
         try:
-            from rag.retrieve import indexed_papers
+            from rag.opened_index import indexed_papers
 
             return indexed_papers(settings)
         except RagError as exc:
