@@ -34,7 +34,7 @@ import numpy as np
 from rag.chunk import chunk_metadata, chunk_papers
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
-from rag.integrity import damaged, fingerprint
+from rag.integrity import damaged, fingerprint, read_json_object
 from rag.late import LATE_DIR, META_FILE, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
@@ -162,7 +162,7 @@ def _rekey_late(folder: Path, rekeyed: dict[str, tuple[str, str]]) -> None:
     if not rekeyed:
         return
     path = folder / LATE_DIR / META_FILE
-    meta = _read_json(path)
+    meta = read_json_object(path)
     rows = meta.get("chunks")
     if not isinstance(rows, list):
         return
@@ -223,7 +223,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
     signature = _signature(papers, hashes)
     folder = store.folder
     manifest_path = folder / MANIFEST_FILE
-    old_manifest = _read_json(manifest_path)
+    old_manifest = read_json_object(manifest_path)
     bm25 = folder / BM25_DIR
     count_before = store.count()
 
@@ -456,11 +456,3 @@ def _warn_foreign(removed: list[str], old_manifest: dict[str, Any], store: Store
             store.corpus,
             store.collection_name,
         )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -12,7 +12,9 @@ one damage this does not see; loading such a file in search still fails with an 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 FULL_HASH_BYTES = 64 << 20
 EDGE_BYTES = 1 << 20
@@ -59,3 +61,13 @@ def damaged(path: Path, recorded: object) -> str | None:
         if list(got) != list(want):
             return f"{where} has changed since `rag index` wrote it ({got[0]} bytes, recorded {want[0]})"
     return None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (a manifest, a snapshot record), or ``{}`` when the file is missing,
+    unreadable, damaged or not an object: the caller then treats it as never written."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

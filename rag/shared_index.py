@@ -46,6 +46,7 @@ from rag.corpus_identity import (
     write_atomic,
 )
 from rag.errors import IndexBusyError, IndexMissingError
+from rag.integrity import read_json_object
 from rag.settings import Settings
 from rag.writer_lock import swap_dir, writer_lock
 
@@ -135,17 +136,10 @@ def _snapshot_id(listing: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(listing, sort_keys=True).encode("utf-8")).hexdigest()[:20]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
 
 def local_snapshot(folder: Path) -> str | None:
     """The snapshot this home's files are, as recorded in ``shared.json`` (None when unknown)."""
-    value = _read_json(folder / SNAPSHOT_FILE).get("snapshot")
+    value = read_json_object(folder / SNAPSHOT_FILE).get("snapshot")
     return value if isinstance(value, str) else None
 
 
@@ -192,7 +186,7 @@ def publish(store: Any) -> Transfer | None:
     files: Any = _files_collection(store, create=True)  # never None when created
     on_server = server_snapshot(store, files)
     state = _state(folder)
-    recorded = _read_json(folder / SNAPSHOT_FILE)
+    recorded = read_json_object(folder / SNAPSHOT_FILE)
     if on_server is not None and recorded.get("snapshot") == on_server and recorded.get("state") == state:
         return None  # the files are as this home published or fetched them (fingerprints, not a full read)
     listing = _listing(folder)
@@ -227,7 +221,7 @@ def publish(store: Any) -> Transfer | None:
                 metadatas=[{"data": base64.b64encode(block).decode("ascii")}],
             )
         sent += len(block)
-    manifest = _read_json(folder / MANIFEST_FILE)
+    manifest = read_json_object(folder / MANIFEST_FILE)
     head = {
         "format": FORMAT,
         "snapshot": snapshot,
@@ -262,7 +256,7 @@ def _state(folder: Path) -> Any:
     states mean the files are unchanged, without reading them whole."""
     from rag.integrity import fingerprint
 
-    return [_read_json(folder / MANIFEST_FILE).get("files"), fingerprint(folder / MANIFEST_FILE)]
+    return [read_json_object(folder / MANIFEST_FILE).get("files"), fingerprint(folder / MANIFEST_FILE)]
 
 
 def _record(folder: Path, snapshot: str, store: Any) -> None:
@@ -272,7 +266,7 @@ def _record(folder: Path, snapshot: str, store: Any) -> None:
         "chroma_url": store.url,
         "state": json.loads(json.dumps(_state(folder))),
     }
-    if _read_json(folder / SNAPSHOT_FILE) != data:
+    if read_json_object(folder / SNAPSHOT_FILE) != data:
         write_atomic(folder / SNAPSHOT_FILE, json.dumps(data) + "\n")
 
 
