@@ -28,6 +28,7 @@ import numpy as np
 
 from rag.chunk import split_sentences
 from rag.cite import Encode, SupportChecker
+from rag.confirm import confirmed_indices
 from rag.errors import QueryError, RagError
 from rag.naming import reference_name
 from rag.prompts import CLAIM_SYSTEM, CLAIM_USER, render
@@ -139,8 +140,9 @@ def examined(hits: Sequence[Hit], rule: Verdicts = DEFAULT) -> list[int]:
     ``max_papers``."""
     if not hits:
         return []
-    if any(h.confirmed for h in hits):  # a low-scored question rescued by the model (rag.confirm)
-        return [i for i, h in enumerate(hits) if h.confirmed][: rule.max_papers]
+    rescued = confirmed_indices(hits)  # a low-scored question rescued by the model: its confirmed papers
+    if rescued:
+        return rescued[: rule.max_papers]
     top = hits[0].score if hits[0].score > 0 else 1.0
     out: list[int] = []
     for i, hit in enumerate(hits):

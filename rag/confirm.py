@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rag.errors import RagError
 from rag.prompts import CONFIRM_SYSTEM, CONFIRM_USER, render
@@ -57,6 +57,12 @@ def messages_for(question: str, hit: Hit) -> list[dict[str, str]]:
         {"role": "user", "content": render(CONFIRM_USER, question=question, title=hit.paper.title,
                                            abstract=abstract)},
     ]
+
+
+def confirmed_indices(hits: Sequence[Hit]) -> list[int]:
+    """Positions of the confirmed hits. When there are any, the question was rescued by the model and is
+    answered from them alone (list members, claim verdicts); empty for every other question."""
+    return [i for i, h in enumerate(hits) if h.confirmed]
 
 
 def says_yes(reply: str) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.cite import Encode, SupportChecker
+from rag.confirm import confirmed_indices
 from rag.naming import author_year, reference_name
 from rag.types import AnswerKind, Citation, Filters, Hit, Hits, ListItem, Paper
 
@@ -138,8 +139,9 @@ def members(
     head = list(range(min(len(hits), cap)))
     if whole or filter_defines_set("", hits, rule):  # without the question: a listing or a small filter
         return head
-    if any(h.confirmed for h in hits):  # a low-scored question rescued by the model (rag.confirm)
-        return [i for i in head if hits[i].confirmed]
+    rescued = confirmed_indices(hits)  # a low-scored question rescued by the model: its confirmed papers
+    if rescued:
+        return rescued[:cap]
     top = hits[0].score if hits[0].score > 0 else 1.0
     return [
         i
