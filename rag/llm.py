@@ -102,12 +102,15 @@ def preload(settings: Settings | None = None, *, model: str | None = None) -> No
     """Import litellm and load the local model now (seconds each) so the first question does not wait."""
     settings = settings or Settings()
     model = model or settings.llm.model
-    _litellm()
     if not is_local(model):
+        _litellm()
         return
-    from rag.local_model import config_for, get_model
+    from rag.local_model import config_for, get_model, start_loading
 
-    get_model(config_for(model[len(LOCAL_PROVIDER) + 1 :], settings))
+    config = config_for(model[len(LOCAL_PROVIDER) + 1 :], settings)
+    start_loading(config)  # llama.cpp loads without the GIL while litellm's import holds it
+    _litellm()
+    get_model(config)
 
 
 # ------------------------------------------------------------------------------------------------ the calls

@@ -34,6 +34,7 @@ from typing import Any, cast
 
 from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError
 from rag.llm_deadline import AbortFlag
+from rag.prefix_cache import PrefixCache
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,16 +69,20 @@ class LocalConfig:
     n_threads: int = 2
     n_batch: int = N_BATCH
     flash_attn: bool = False
+    prefix_cache: Path | None = None
+    """Folder of the on-disk system-prompt states (rag.prefix_cache); None: evaluate in every process."""
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> LocalConfig:
+    def from_settings(cls, settings: Settings | None = None, path: Path | None = None) -> LocalConfig:
+        """The config of ``path`` (default: the installed default model) under ``settings``."""
         from rag.models import model_path
 
         settings = settings or Settings()
         return cls(
-            path=model_path(settings),
+            path=path or model_path(settings),
             n_ctx=settings.llm.n_ctx,
             n_threads=settings.llm.n_threads or default_threads(),
+            prefix_cache=settings.model_cache / "prefix-cache" if settings.llm.prefix_cache else None,
         )
 
 
@@ -87,11 +92,7 @@ def config_for(name: str, settings: Settings | None = None) -> LocalConfig:
 
     settings = settings or Settings()
     if name.endswith(".gguf"):
-        return LocalConfig(
-            path=Path(name).expanduser(),
-            n_ctx=settings.llm.n_ctx,
-            n_threads=settings.llm.n_threads or default_threads(),
-        )
+        return LocalConfig.from_settings(settings, Path(name).expanduser())
     if "local/" + name != DEFAULT_LOCAL_MODEL:
         raise LLMProviderError(
             f"Unknown local model local/{name}: use {DEFAULT_LOCAL_MODEL} or local/<path to a .gguf file>."
@@ -160,6 +161,9 @@ class LocalModel:
             bos_token=self.llama._model.token_get_text(bos) if bos != -1 else "",
             stop_token_ids=[eos],
         )
+        self._prefixes = PrefixCache(
+            config.prefix_cache, self.llama, config.path, (config.n_ctx, config.n_batch, config.flash_attn)
+        )
         self.lock = threading.Lock()
         self._abort = AbortFlag()
         self._abort.install(
@@ -202,8 +206,13 @@ class LocalModel:
         if cached:
             llama.n_tokens = keep  # the cells past it are dropped by the next eval
             llama._requires_eval = True  # never sample from the previous call's last logits
+        elif keep and self._prefixes.restore(tokens[:keep]):  # evaluated by an earlier process
+            llama.input_ids[:keep] = tokens[:keep]
+            llama.n_tokens = keep
+            llama._requires_eval = True
         elif keep:
             llama.eval(tokens[:keep])
+            self._prefixes.save(tokens[:keep])
 
     def stream(
         self,
@@ -356,14 +365,7 @@ def get_model(config: LocalConfig, timeout: float | None = None) -> LocalModel:
     With ``timeout``, waiting stops after that many seconds with LLMTimeoutError; the load goes on and the
     model is kept for the next call. A failed load is retried by the next call.
     """
-    with _MODELS_LOCK:
-        model = _MODELS.get(config)
-        if model is not None:
-            return model
-        future = _LOADING.get(config)
-        if future is None:
-            future = _LOADING[config] = Future()
-            threading.Thread(target=_load, args=(config, future), daemon=True, name="rag-llm-load").start()
+    future = start_loading(config)
     try:
         return future.result(timeout=timeout)
     except FutureTimeout:
@@ -372,6 +374,22 @@ def get_model(config: LocalConfig, timeout: float | None = None) -> LocalModel:
             "seconds on a quiet machine; RAG_LLM__TIMEOUT); it goes on loading in the background: ask again, "
             "or raise the timeout."
         ) from None
+
+
+def start_loading(config: LocalConfig) -> Future[LocalModel]:
+    """The model for ``config``, loaded or loading (the load starts now, in a thread of its own, unless it
+    is already loaded or under way); does not wait."""
+    with _MODELS_LOCK:
+        model = _MODELS.get(config)
+        if model is not None:
+            done: Future[LocalModel] = Future()
+            done.set_result(model)
+            return done
+        future = _LOADING.get(config)
+        if future is None:
+            future = _LOADING[config] = Future()
+            threading.Thread(target=_load, args=(config, future), daemon=True, name="rag-llm-load").start()
+        return future
 
 
 def _load(config: LocalConfig, future: Future[LocalModel]) -> None:

@@ -215,6 +215,11 @@ class LLMSettings(_Section):
     )
     n_ctx: int = Field(4096, ge=512, description="Context window for the local llama.cpp model.")
     n_threads: int | None = Field(None, description="Threads for the local model (default: all cores).")
+    prefix_cache: bool = Field(
+        True,
+        description="Keep the local model's evaluated system prompts on disk, so a new process does not read "
+        "them again (rag.prefix_cache; a few MB each, in <model cache>/prefix-cache).",
+    )
 
 
 class Settings(BaseSettings):

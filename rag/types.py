@@ -206,6 +206,26 @@ class Hits(list[Hit]):
             "named": self.named,
         }
         return Hits(hits, **{**fields, **changes})
+
+    def to_json(self) -> dict[str, Any]:
+        """The hits and their attributes as JSON-ready data (:meth:`from_json` reads it back)."""
+        return {
+            "hits": [hit.model_dump(mode="json") for hit in self],
+            "query": self.query,
+            "filters": self.filters.model_dump(mode="json"),
+            "filters_from_query": self.filters_from_query,
+            "note": self.note,
+            "good_match": self.good_match,
+            "seconds": self.seconds,
+            "total": self.total,
+            "named": self.named,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Hits:
+        fields = {key: value for key, value in data.items() if key not in ("hits", "filters")}
+        hits = [Hit.model_validate(hit) for hit in data.get("hits", [])]
+        return cls(hits, filters=Filters.model_validate(data.get("filters") or {}), **fields)
         """How many papers the filter selects (None without a filter); may exceed ``len(self)``."""
 
 

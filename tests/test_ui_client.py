@@ -83,12 +83,15 @@ def test_answer_endpoint_turns_rag_errors_into_gradio_errors(served: tuple[Any, 
         client.predict("q", year_min="soon", model="fake/x", api_name="/answer")
 
 
-def test_only_the_answer_endpoint_is_public(served: tuple[Any, FakeStream]) -> None:
+def test_only_the_answer_endpoints_are_public(served: tuple[Any, FakeStream]) -> None:
+    """/answer (the whole Answer) and /answer_stream (what `rag ask --server` reads, tests/test_remote.py)."""
     client, _ = served
     info = client.view_api(print_info=False, return_format="dict")
-    assert list(info["named_endpoints"]) == ["/answer"]
+    assert sorted(info["named_endpoints"]) == ["/answer", "/answer_stream"]
     params = [p["parameter_name"] for p in info["named_endpoints"]["/answer"]["parameters"]]
     assert params == ["question", "year_min", "year_max", "author", "source", "model", "k"]
+    params = [p["parameter_name"] for p in info["named_endpoints"]["/answer_stream"]["parameters"]]
+    assert params == ["question", "filters", "model", "k"]
 
 
 def test_queue_limits_concurrent_answers() -> None:

@@ -26,7 +26,7 @@ import gradio as gr  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.settings import DEFAULT_LOCAL_MODEL, Settings  # noqa: E402
 from rag.types import Answer, Filters, Hits, Paper  # noqa: E402
-from ui import render  # noqa: E402
+from ui import api, render  # noqa: E402
 from ui.bibtex import COPY_JS  # noqa: E402
 from ui.controls import (  # noqa: E402  (re-exported: part of ui.app's interface)
     EXAMPLES,
@@ -333,6 +333,7 @@ def create_app(
             lambda: ("", [], render.render_empty(), []), None, outputs, api_visibility="private", queue=False
         )
         gr.api(ui.api_answer, api_name="answer", concurrency_id="answer")  # one limit for chat + API
+        api.register(ui)  # /answer_stream, for `rag ask --server`
 
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
     if preload:
@@ -368,5 +369,8 @@ def launch(
 
     With ``preload`` the models are loaded in the background while the page is already served.
     """
+    settings = settings or Settings()
     demo = create_app(settings, answer_fn, concurrency=concurrency, preload=preload)
+    local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    api.announce(settings.home, f"http://{local}:{port}/")  # for `rag ask --server` of this data home
     return demo.launch(server_name=host, server_port=port, **kwargs)

@@ -12,9 +12,11 @@ then the papers that were retrieved, and exits with status 2. ``--json`` prints 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from rag.commands._filter_flags import add_filter_flags, filters_from_args
@@ -42,24 +44,36 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--bib", action="store_true", help="Print only the BibTeX of the cited papers (e.g. >> refs.bib)."
     )
+    p.add_argument(
+        "--server",
+        action="store_true",
+        help="Answer through the running `rag ui` of this data home (its models are already loaded); "
+        "answers in this process when none is running.",
+    )
+    p.add_argument("--server-url", metavar="URL", help="Like --server, with the URL of a running `rag ui`.")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.pipeline import answer, answer_stream
-    from rag.types import Answer, Hits
-
     question = " ".join(args.question)
     options: dict[str, Any] = {"model": args.model, "filters": filters_from_args(args) or None, "k": args.k}
-    _preload(settings, args.model)
+    remote = getattr(args, "server", False) or getattr(args, "server_url", None)
+    items = _remote(args, settings, question, options) if remote else None
+    if items is None:
+        _preload(settings, args.model)  # first: the model loads while the rest is imported
+        from rag.pipeline import answer_stream
+
+        items = answer_stream(question, settings=settings, **options)
+    from rag.types import Answer, Hits
+
     if getattr(args, "bib", False):
-        result = answer(question, settings=settings, **options)
+        result = _final(items)
         if result.error:
             print(f"error: {result.error}", file=sys.stderr)
             return EXIT_ERROR
         sys.stdout.write(result.bibtex() or "% no papers cited\n")
         return 0
     if args.json:
-        result = answer(question, settings=settings, **options)
+        result = _final(items)
         json.dump(result.model_dump(mode="json"), sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
         if result.error:
@@ -76,7 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     streamed = ""
     final: Answer | None = None
     try:
-        for item in answer_stream(question, settings=settings, **options):
+        for item in items:
             if isinstance(item, Hits):
                 if not item.filters.is_empty():
                     origin = " (read from the question)" if item.filters_from_query else ""
@@ -114,6 +128,35 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             _references(out, final)
     _footer(out, final)
     return 0
+
+
+def _remote(
+    args: argparse.Namespace, settings: Settings, question: str, options: dict[str, Any]
+) -> Iterator[Any] | None:
+    """The answer's items from a running `rag ui` (``--server``), or None (with a note) when none answers."""
+    from rag.remote import ServerUnavailable, find_server, remote_stream
+
+    try:
+        url = args.server_url or find_server(settings.home)
+        items = remote_stream(url, question, **options)
+        first = next(items)  # connects: an unreachable server fails here, before anything is printed
+    except ServerUnavailable as exc:
+        print(f"note: {exc}; answering in this process.", file=sys.stderr)
+        return None
+    return itertools.chain([first], items)
+
+
+def _final(items: Iterator[Any]) -> Any:
+    """The ``Answer`` at the end of an answer stream."""
+    from rag.types import Answer
+
+    final = None
+    for item in items:
+        if isinstance(item, Answer):
+            final = item
+    if final is None:  # pragma: no cover - every stream ends with an Answer
+        raise RuntimeError("the answer stream ended without an Answer")
+    return final
 
 
 def _preload(settings: Settings, model: str | None) -> None:
