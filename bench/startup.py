@@ -3,9 +3,11 @@
 Each run is a new Python process on the seeds index of the default home; the figure is the median of
 ``--runs``. Wall time is from launch to: exit (search), the first streamed answer text (ask, via a probe
 that records when ``answer_stream`` yields its first text), the page answering HTTP 200 (ui). CPU time is
-the process's user + system seconds (a steadier figure on a shared machine). ``--tree`` runs the same
-commands from another checkout (e.g. the commit before) in alternation with this one, so both see the same
-machine load.
+the process's user + system seconds (a steadier figure on a shared machine). ``ask-server`` is `rag ask
+--server-url` against a `rag ui` started (and warmed by one answer) before the runs: the client process's
+time to the first text, with the server's own first-token time (warm) printed beside it. ``--tree`` runs
+the same commands from another checkout (e.g. the commit before) in alternation with this one, so both see
+the same machine load.
 
     .venv/bin/python bench/startup.py --what search --runs 5
     .venv/bin/python bench/startup.py --what search,ask,ui --runs 3 --tree /tmp/before
@@ -44,6 +46,25 @@ sys.exit(main(["ask", sys.argv[1]]))
 """
 
 
+_SERVER_PROBE = """
+import sys, time
+import rag.remote
+real = rag.remote.remote_stream
+def timed(*a, **k):
+    seen = False
+    for item in real(*a, **k):
+        if not seen and isinstance(item, str) and item.strip():
+            seen = True
+            print("FIRST_TOKEN", time.time(), file=sys.stderr, flush=True)
+        if hasattr(item, "timings") and "first_token" in item.timings:
+            print("SERVER_FIRST_TOKEN", item.timings["first_token"], file=sys.stderr, flush=True)
+        yield item
+rag.remote.remote_stream = timed
+from rag.cli import main
+sys.exit(main(["ask", "--server-url", sys.argv[2], sys.argv[1]]))
+"""
+
+
 def _env(tree: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     for key, value in (
@@ -71,8 +92,7 @@ def run_search(tree: Path) -> tuple[float, float]:
     return time.time() - started, _cpu(rusage)
 
 
-def run_ask(tree: Path) -> tuple[float, float]:
-    cmd = [sys.executable, "-c", _ASK_PROBE, QUESTION]
+def _first_token(tree: Path, cmd: list[str]) -> tuple[float, float]:
     started = time.time()
     proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = None
@@ -80,10 +100,46 @@ def run_ask(tree: Path) -> tuple[float, float]:
     for line in proc.stderr:
         if line.startswith(b"FIRST_TOKEN"):
             first = float(line.split()[1])
+        elif line.startswith(b"SERVER_FIRST_TOKEN"):
+            SERVER_FIRST.append(float(line.split()[1]))
     _, _, rusage = os.wait4(proc.pid, 0)
     if first is None:
-        raise SystemExit(f"ask produced no text in {tree}")
+        raise SystemExit(f"ask produced no text in {tree}: {cmd[3:]}")
     return first - started, _cpu(rusage)
+
+
+def run_ask(tree: Path) -> tuple[float, float]:
+    return _first_token(tree, [sys.executable, "-c", _ASK_PROBE, QUESTION])
+
+
+SERVERS: dict[Path, tuple[subprocess.Popen[bytes], str]] = {}
+SERVER_FIRST: list[float] = []
+"""The first-token seconds the `rag ui` reported for each `ask-server` answer (warm, in its process)."""
+
+
+def _server(tree: Path) -> str:
+    """A `rag ui` of ``tree`` (started once, warmed by one answer), for `rag ask --server-url`."""
+    if tree not in SERVERS:
+        port = _free_port()
+        cmd = [sys.executable, "-m", "rag", "ui", "--port", str(port)]
+        quiet = subprocess.DEVNULL
+        SERVERS[tree] = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=quiet, stderr=quiet), (
+            f"http://127.0.0.1:{port}/"
+        )
+        url = SERVERS[tree][1]
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        _first_token(tree, [sys.executable, "-c", _SERVER_PROBE, QUESTION, url])  # loads its models
+        SERVER_FIRST.clear()
+    return SERVERS[tree][1]
+
+
+def run_ask_server(tree: Path) -> tuple[float, float]:
+    return _first_token(tree, [sys.executable, "-c", _SERVER_PROBE, QUESTION, _server(tree)])
 
 
 def _free_port() -> int:
@@ -113,12 +169,12 @@ def run_ui(tree: Path) -> tuple[float, float]:
     return served, _cpu(rusage)
 
 
-RUNNERS = {"search": run_search, "ask": run_ask, "ui": run_ui}
+RUNNERS = {"search": run_search, "ask": run_ask, "ui": run_ui, "ask-server": run_ask_server}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--what", default="search", help="Comma-separated: search, ask, ui.")
+    ap.add_argument("--what", default="search", help="Comma-separated: search, ask, ui, ask-server.")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tree", type=Path, help="Another checkout, timed in alternation.")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "startup.json")
@@ -143,6 +199,13 @@ def main() -> int:
             results.setdefault(what, {})[name] = row
             print(f"{what:<6} {name:<5} wall median {row['wall_median_s']:.2f} s  cpu median "
                   f"{row['cpu_median_s']:.2f} s  walls {row['walls_s']}  load {row['load_1min']}", flush=True)
+    for proc, _ in SERVERS.values():
+        proc.terminate()
+        proc.wait()
+    if SERVER_FIRST:
+        warm = round(statistics.median(SERVER_FIRST), 2)
+        results["ask-server"]["server_first_token_median_s"] = warm  # type: ignore[assignment]
+        print(f"ask-server: the server's own first token (warm, in its process) median {warm:.2f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return 0
