@@ -30,7 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag import llm  # noqa: E402
-from rag.local_model import N_BATCH, LocalConfig, default_threads, get_model  # noqa: E402
+from rag.local_config import N_BATCH, LocalConfig, default_threads  # noqa: E402
+from rag.local_model import get_model  # noqa: E402
 from rag.models import model_path  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 

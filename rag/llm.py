@@ -105,7 +105,8 @@ def preload(settings: Settings | None = None, *, model: str | None = None) -> No
     if not is_local(model):
         _litellm()
         return
-    from rag.local_model import config_for, get_model, start_loading
+    from rag.local_config import config_for
+    from rag.local_model import get_model, start_loading
 
     config = config_for(model[len(LOCAL_PROVIDER) + 1 :], settings)
     start_loading(config)  # llama.cpp loads without the GIL while litellm's import holds it
@@ -151,7 +152,7 @@ def _prepare(
     params = _params(messages, settings, model, kwargs)
     call = Call(model=model, settings=settings, deadline=time.monotonic() + settings.llm.timeout)
     if is_local(model):
-        from rag.local_model import Usage
+        from rag.local_config import Usage
 
         call.usage = Usage()
         params.update(rag_deadline=call.deadline, rag_cancel=call.cancel, rag_usage=call.usage)

@@ -49,7 +49,7 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
     seen: Seen = field(default_factory=Seen)
-    usage: Any = None  # rag.local_model.Usage for the local model: what it is doing
+    usage: Any = None  # rag.local_config.Usage for the local model: what it is doing
     received: int = 0
     last: float | None = None
     _items: queue.SimpleQueue[tuple[bool, Any]] = field(default_factory=queue.SimpleQueue)

@@ -46,7 +46,8 @@ def make_local_handler(litellm: Any) -> Any:
         """litellm custom provider for ``local/<name>``: runs the GGUF model in this process."""
 
         def _run(self, model: str, messages: list[Any], optional_params: dict[str, Any], timeout: Any) -> Any:
-            from rag.local_model import Usage, config_for, get_model
+            from rag.local_config import Usage, config_for
+            from rag.local_model import get_model
 
             if model == WARM_UP:
                 return iter(["ok"]), Usage(finish_reason="stop")

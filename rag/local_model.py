@@ -22,31 +22,23 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from rag.errors import LLMProviderError, LLMTimeoutError, ModelNotInstalledError
 from rag.llm_deadline import AbortFlag
+from rag.local_config import DEFAULT_SEED, LocalConfig, Usage
 from rag.prefix_cache import PrefixCache
-from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Speed note: OMP_WAIT_POLICY=PASSIVE is set in rag/__init__.py (before torch or llama.cpp load OpenMP);
 # with spinning OpenMP threads, decoding on a few shared cores was measured 7x slower.
-
-N_BATCH = 512
-"""Prompt tokens evaluated per batch (llama.cpp's default; our prompts are ~1k tokens)."""
-
-DEFAULT_SEED = 0
-"""Sampling seed when the caller gives none (only matters at temperature > 0)."""
 
 LOAD_WAIT_AT_EXIT = 120.0
 """Seconds the process waits at exit for a model load that a timed-out call left running."""
@@ -58,64 +50,6 @@ _INSTALL_HINT = (
     "The local model needs llama-cpp-python: run `make setup` or `pip install 'llama-cpp-python>=0.3.2'`, "
     "or choose a hosted model with RAG_LLM__MODEL (e.g. openai/gpt-4o-mini)."
 )
-
-
-@dataclass(frozen=True)
-class LocalConfig:
-    """What identifies a loaded model: one instance per distinct config per process."""
-
-    path: Path
-    n_ctx: int = 4096
-    n_threads: int = 2
-    n_batch: int = N_BATCH
-    flash_attn: bool = False
-    prefix_cache: Path | None = None
-    """Folder of the on-disk system-prompt states (rag.prefix_cache); None: evaluate in every process."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, path: Path | None = None) -> LocalConfig:
-        """The config of ``path`` (default: the installed default model) under ``settings``."""
-        from rag.models import model_path
-
-        settings = settings or Settings()
-        return cls(
-            path=path or model_path(settings),
-            n_ctx=settings.llm.n_ctx,
-            n_threads=settings.llm.n_threads or default_threads(),
-            prefix_cache=settings.model_cache / "prefix-cache" if settings.llm.prefix_cache else None,
-        )
-
-
-def config_for(name: str, settings: Settings | None = None) -> LocalConfig:
-    """Config for ``local/<name>``: the default model, or ``<name>`` as a path to a chat GGUF file."""
-    from rag.settings import DEFAULT_LOCAL_MODEL
-
-    settings = settings or Settings()
-    if name.endswith(".gguf"):
-        return LocalConfig.from_settings(settings, Path(name).expanduser())
-    if "local/" + name != DEFAULT_LOCAL_MODEL:
-        raise LLMProviderError(
-            f"Unknown local model local/{name}: use {DEFAULT_LOCAL_MODEL} or local/<path to a .gguf file>."
-        )
-    return LocalConfig.from_settings(settings)
-
-
-@dataclass
-class Usage:
-    """Filled in while a generation runs; final once the stream is exhausted. ``phase`` says what the call
-    is doing (for timeout messages): loading, waiting, reading the prompt, generating."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str = ""
-    phase: str = ""
-
-
-def default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class LocalModel:
@@ -161,9 +95,8 @@ class LocalModel:
             bos_token=self.llama._model.token_get_text(bos) if bos != -1 else "",
             stop_token_ids=[eos],
         )
-        self._prefixes = PrefixCache(
-            config.prefix_cache, self.llama, config.path, (config.n_ctx, config.n_batch, config.flash_attn)
-        )
+        shape = (config.n_ctx, config.n_batch, config.flash_attn, getattr(llama_cpp, "__version__", "?"))
+        self._prefixes = PrefixCache(config.prefix_cache, self.llama, llama_cpp, config.path, shape)
         self.lock = threading.Lock()
         self._abort = AbortFlag()
         self._abort.install(

@@ -36,11 +36,18 @@ _SEQ = 0
 
 
 class PrefixCache:
-    """Prefix states of one loaded model, in ``folder`` (no-op when ``folder`` is None)."""
+    """Prefix states of one loaded model, in ``folder`` (no-op when ``folder`` is None).
 
-    def __init__(self, folder: Path | None, llama: Any, model_path: Path, shape: tuple[Any, ...]) -> None:
+    ``lib`` is the ``llama_cpp`` module, passed in by ``rag.local_model`` (its one door; never imported
+    here); ``shape`` holds what else decides the state's bytes (context settings, the library version).
+    """
+
+    def __init__(
+        self, folder: Path | None, llama: Any, lib: Any, model_path: Path, shape: tuple[Any, ...]
+    ) -> None:
         self.folder = folder
         self.llama = llama
+        self.lib = lib
         self._key = _model_key(model_path, shape)
 
     def path(self, tokens: list[int]) -> Path | None:
@@ -53,22 +60,20 @@ class PrefixCache:
     def restore(self, tokens: list[int]) -> bool:
         """Load the state for ``tokens`` into sequence 0 of a reset context; True when it did (the caller
         then marks those tokens as evaluated), False when there is no usable file."""
-        import llama_cpp
-
         path = self.path(tokens)
         if path is None or not path.is_file():
             return False
         try:
             data = path.read_bytes()
             buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-            _clear(self.llama)
-            read = llama_cpp.llama_state_seq_set_data(self.llama._ctx.ctx, buffer, len(data), _SEQ)
+            self._clear()
+            read = self.lib.llama_state_seq_set_data(self.llama._ctx.ctx, buffer, len(data), _SEQ)
         except (OSError, AttributeError, ValueError) as exc:
             log.debug("prefix cache %s not loaded: %s", path, exc)
             return False
         if read != len(data):  # llama.cpp refused it (another layout): evaluate, and replace the file
             log.info("prefix cache %s did not fit this model; it is rebuilt", path.name)
-            _clear(self.llama)
+            self._clear()
             path.unlink(missing_ok=True)
             return False
         os.utime(path)  # recently used: kept by the clean-up
@@ -76,16 +81,14 @@ class PrefixCache:
 
     def save(self, tokens: list[int]) -> None:
         """Write sequence 0's state (which holds exactly ``tokens``) for later processes; best effort."""
-        import llama_cpp
-
         path = self.path(tokens)
         if path is None or path.is_file():
             return
         try:
             ctx = self.llama._ctx.ctx
-            size = int(llama_cpp.llama_state_seq_get_size(ctx, _SEQ))
+            size = int(self.lib.llama_state_seq_get_size(ctx, _SEQ))
             buffer = (ctypes.c_uint8 * size)()
-            written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, _SEQ))
+            written = int(self.lib.llama_state_seq_get_data(ctx, buffer, size, _SEQ))
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".prefix-", suffix=".tmp")
             with os.fdopen(fd, "wb") as out:
@@ -96,25 +99,19 @@ class PrefixCache:
             log.debug("prefix cache not written to %s: %s", path, exc)
 
 
-def _model_key(model_path: Path, shape: tuple[Any, ...]) -> str:
-    import llama_cpp
+    def _clear(self) -> None:
+        """Drop every KV cell (a refused load may have left some)."""
+        with contextlib.suppress(AttributeError):  # an older llama-cpp-python: set_data replaces the sequence
+            self.lib.llama_memory_clear(self.lib.llama_get_memory(self.llama._ctx.ctx), True)
 
+
+def _model_key(model_path: Path, shape: tuple[Any, ...]) -> str:
     try:
         stat = model_path.stat()
         ident = f"{model_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     except OSError:
         ident = str(model_path)
-    return f"{ident}|{shape}|{getattr(llama_cpp, '__version__', '?')}"
-
-
-def _clear(llama: Any) -> None:
-    """Drop every KV cell (a refused load may have left some)."""
-    import llama_cpp
-
-    try:
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llama._ctx.ctx), True)
-    except AttributeError:  # pragma: no cover - older llama-cpp-python
-        pass
+    return f"{ident}|{shape}"
 
 
 def _trim(folder: Path) -> None:

@@ -223,7 +223,8 @@ class Hits(list[Hit]):
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hits:
-        fields = {key: value for key, value in data.items() if key not in ("hits", "filters")}
+        known = ("query", "filters_from_query", "note", "good_match", "seconds", "total", "named")
+        fields = {key: data[key] for key in known if key in data}
         hits = [Hit.model_validate(hit) for hit in data.get("hits", [])]
         return cls(hits, filters=Filters.model_validate(data.get("filters") or {}), **fields)
         """How many papers the filter selects (None without a filter); may exceed ``len(self)``."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import rag.local_config as local_config
 import rag.local_model as local_model
 from rag import llm
 from rag.errors import (
@@ -207,8 +208,8 @@ class FakeLocal:
 @pytest.fixture
 def fake_local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeLocal:
     fake = FakeLocal(["Jail", "break", "Bench", " [1]."])
-    config = local_model.LocalConfig(path=tmp_path / "fake.gguf")
-    monkeypatch.setattr(local_model, "config_for", lambda name, settings=None: config)
+    config = local_config.LocalConfig(path=tmp_path / "fake.gguf")
+    monkeypatch.setattr(local_config, "config_for", lambda name, settings=None: config)
     monkeypatch.setattr(local_model, "get_model", lambda cfg, timeout=None: fake)
     return fake
 

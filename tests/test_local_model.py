@@ -139,7 +139,8 @@ def small() -> Settings:
 
 
 def _loaded(settings: Settings) -> Any:
-    from rag.local_model import config_for, get_model
+    from rag.local_config import config_for
+    from rag.local_model import get_model
 
     return get_model(config_for(SMALL.removeprefix("local/"), settings))
 

@@ -101,7 +101,7 @@ def test_install_command_names_the_old_place_and_how_to_move(
 @pytest.mark.slow
 def test_a_new_home_finds_the_installed_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real default model, installed once by `make setup`, serves a home that never installed it."""
-    from rag.local_model import LocalConfig
+    from rag.local_config import LocalConfig
 
     installed = models.find(Settings())
     if installed is None:

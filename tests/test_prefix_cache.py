@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from test_local_model import SMALL
 
-from rag.local_model import LocalConfig, LocalModel
+from rag.local_config import LocalConfig
+from rag.local_model import LocalModel
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -88,7 +89,7 @@ def test_the_file_name_follows_the_model_the_context_shape_and_the_tokens(tmp_pa
     from rag.prefix_cache import PrefixCache
 
     def name(model: Path, shape: tuple[Any, ...], tokens: list[int]) -> Path | None:
-        return PrefixCache(tmp_path, None, model, shape).path(tokens)
+        return PrefixCache(tmp_path, None, None, model, shape).path(tokens)
 
     model = tmp_path / "m.gguf"
     model.write_bytes(b"x")
@@ -99,4 +100,4 @@ def test_the_file_name_follows_the_model_the_context_shape_and_the_tokens(tmp_pa
     assert base != name(model, (1024, 512, False), [1, 2, 4])
     model.write_bytes(b"another model")
     assert base != name(model, (1024, 512, False), [1, 2, 3])
-    assert PrefixCache(None, None, model, ()).path([1]) is None
+    assert PrefixCache(None, None, None, model, ()).path([1]) is None
