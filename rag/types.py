@@ -22,12 +22,15 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", stripped).strip().casefold()
 
 
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
 def paper_id(title: str) -> str:
     """Stable, readable id from a title: the folded title as a slug, at most 64 characters.
 
     The same title on two pages gives the same id, which is what de-duplication keys on.
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", fold(title)).strip("-")
+    slug = _NOT_SLUG.sub("-", fold(title)).strip("-")
     if len(slug) > 64:
         slug = slug[:64].rsplit("-", 1)[0]
     return slug or "untitled"
