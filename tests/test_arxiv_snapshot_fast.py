@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
+import string
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from conftest import PROJECT_ROOT
 from rag.errors import EncodingError
 from rag.sources import arxiv
 from rag.sources.records import open_binary
-from rag.types import paper_id
+from rag.types import fold, paper_id
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 from parse_arxiv import record as generated_record  # noqa: E402
@@ -203,3 +205,15 @@ def test_fast_flat_is_flat(text: str) -> None:
 )
 def test_paper_id_slug(title: str, slug: str) -> None:
     assert paper_id(title) == slug
+
+
+def test_ascii_paper_id_equals_the_folded_slug() -> None:
+    """`paper_id`'s ASCII shortcut gives the slug of the general rule (fold, then runs of [a-z0-9])."""
+    rng = random.Random(2)
+    alphabet = string.printable + "\x00\x1c\x1f\x7f"
+    for _ in range(3000):
+        title = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 90)))
+        slug = re.sub(r"[^a-z0-9]+", "-", fold(title)).strip("-")
+        if len(slug) > 64:
+            slug = slug[:64].rsplit("-", 1)[0]
+        assert paper_id(title) == (slug or "untitled"), title

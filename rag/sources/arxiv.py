@@ -38,6 +38,8 @@ _SNAPSHOT_KEYS = re.compile(r'"(?:authors_parsed|update_date|versions)"\s*:')
 _CREATED = re.compile(r"^\w{3}, (\d{1,2}) (\w{3}) (\d{4}) ")
 _STR_OR_NONE = frozenset((str, type(None)))
 _ASCII_SPACES = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"  # ASCII whitespace to str.split(), besides " " and "\n"
+_MM = {name: f"{n:02d}" for name, n in MONTHS.items()}
+_DD = {**{str(n): f"{n:02d}" for n in range(100)}, **{f"{n:02d}": f"{n:02d}" for n in range(10)}}
 _NS = "{http://www.w3.org/2005/Atom}"
 _AX = "{http://arxiv.org/schemas/atom}"
 
@@ -172,15 +174,18 @@ def _fast_flat(text: str) -> str:
 
 
 def _fast_date(obj: dict[str, Any]) -> tuple[str | None, int | None]:
-    """`_snapshot_date` and the year `paper` takes from it (`year_of`), read off the date when it is
-    an ISO date of an ASCII year that `year_of` accepts (1500–2099)."""
+    """`_snapshot_date` and the year `paper` takes from it (`year_of`) when the first version's date is
+    in the usual shape with ASCII digits and a year `year_of` accepts (1500–2099); else both as before."""
+    versions = obj.get("versions")
+    first = versions[0] if type(versions) is list and versions else None
+    created = first.get("created") if type(first) is dict else None
+    m = _CREATED.match(created) if type(created) is str else None
+    if m:
+        day, month, year = m.groups()
+        if month in _MM and day in _DD and year.isascii() and "1500" <= year <= "2099":
+            return f"{year}-{_MM[month]}-{_DD[day]}", int(year)
     date = _snapshot_date(obj)
-    if not date:
-        return None, None
-    head = date[:5]
-    if head.isascii() and head[4:] == "-" and "1500" <= head[:4] <= "2099" and head[:4].isdigit():
-        return date, int(head[:4])
-    return date, year_of(date)
+    return (date, year_of(date)) if date else (None, None)
 
 
 def _fast_authors(parsed: Any) -> list[str] | None:
@@ -207,16 +212,18 @@ def _fast_record(name: str, line: int, raw: bytes) -> Paper | None:
     if type(obj) is not dict:
         return None
     get = obj.get
-    title, ident, cats, abstract, venue = get("title"), get("id"), get("categories"), get("abstract"), \
-        get("journal-ref")
-    if type(title) is not str or not _STR_OR_NONE.issuperset((type(ident), type(cats), type(abstract),
-                                                               type(venue))) or not title.strip():
+    title, ident, cats = get("title"), get("id"), get("categories")
+    abstract, venue = get("abstract"), get("journal-ref")
+    if type(title) is not str or not title.strip():
+        return None
+    if not _STR_OR_NONE.issuperset((type(ident), type(cats), type(abstract), type(venue))):
         return None
     authors = _fast_authors(get("authors_parsed"))
     if authors is None:
         return None
     title = " ".join(title.split())
-    values: dict[str, Any] = {"kind": "preprint"}
+    values: dict[str, Any] = {"id": paper_id(title), "title": title, "source": name, "sources": [name],
+                              "line": line, "kind": "preprint"}
     if authors:
         values["authors"] = authors
     if abstract and (abstract := _fast_flat(abstract)):
@@ -232,7 +239,7 @@ def _fast_record(name: str, line: int, raw: bytes) -> Paper | None:
         values["doi"] = doi
     if arxiv_id := norm_arxiv(ident) if ident else None:
         values["arxiv_id"], values["url"] = arxiv_id, f"https://arxiv.org/abs/{arxiv_id}"
-    return Paper(id=paper_id(title), title=title, source=name, sources=[name], line=line, **values)
+    return Paper.model_validate(values)
 
 
 def _exact_record(path: Path, line: int, raw: bytes) -> Record | None:
