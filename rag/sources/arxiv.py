@@ -37,7 +37,6 @@ SNAPSHOT = "arxiv-snapshot"
 _SNAPSHOT_KEYS = re.compile(r'"(?:authors_parsed|update_date|versions)"\s*:')
 _CREATED = re.compile(r"^\w{3}, (\d{1,2}) (\w{3}) (\d{4}) ")
 _STR_OR_NONE = frozenset((str, type(None)))
-_ASCII_SPACES = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"  # ASCII whitespace to str.split(), besides " " and "\n"
 _MM = {name: f"{n:02d}" for name, n in MONTHS.items()}
 _DD = {**{str(n): f"{n:02d}" for n in range(100)}, **{f"{n:02d}": f"{n:02d}" for n in range(10)}}
 _NS = "{http://www.w3.org/2005/Atom}"
@@ -159,6 +158,12 @@ def _record(path: Path, line: int, obj: Any) -> Record:
     )
 
 
+def _odd_spaces(text: str) -> bool:
+    """Does ASCII ``text`` hold whitespace (to `str.split`) other than spaces and line breaks?"""
+    return ("\t" in text or "\r" in text or "\x0b" in text or "\x0c" in text or "\x1c" in text
+            or "\x1d" in text or "\x1e" in text or "\x1f" in text)
+
+
 def _fast_flat(text: str) -> str:
     """`_flat` without splitting into words when the text is ASCII and, once its line breaks are
     spaces, its only whitespace is spaces (the snapshot's usual abstract): runs of spaces are halved
@@ -166,7 +171,7 @@ def _fast_flat(text: str) -> str:
     flat = text.replace("\n", " ").strip()
     if "  " not in flat and "\t" not in flat and "\r" not in flat:
         return flat
-    if flat.isascii() and all(c not in flat for c in _ASCII_SPACES):
+    if flat.isascii() and not _odd_spaces(flat):
         while "  " in flat:
             flat = flat.replace("  ", " ")
         return flat
