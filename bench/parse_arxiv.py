@@ -8,9 +8,9 @@ Generates a synthetic snapshot in a temporary folder (the real file's fields and
 ``categories``, ``license``, ``abstract`` of ~1,000 characters, ``versions``, ``update_date``,
 ``authors_parsed``), then, each in a fresh child process so that its peak RSS is its own, reads it with
 ``snapshot_records`` (the streaming generator ``rag index`` uses) without keeping the papers: records,
-seconds (wall and CPU), records/s and peak RSS. The smaller ``--sizes`` show whether memory is flat in
-the file size (goal: ≥ 20,000 records/s, the same peak RSS at every size). Figures are printed and
-written to bench/results/parse_arxiv.json.
+seconds (wall and CPU), records/s, peak RSS and the machine's 1-minute load average after the read.
+The smaller ``--sizes`` show whether memory is flat in the file size (goal: ≥ 20,000 records/s, the
+same peak RSS at every size). Figures are printed and written to bench/results/parse_arxiv.json.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def main() -> None:
             for suffix in (".json", ".json.gz"):
                 path = Path(tmp) / f"arxiv-{n}{suffix}"
                 generate(path, n)
-                row = {"file": path.name, "mib": round(path.stat().st_size / 2**20, 1), **child(path)}
+                row = {"file": path.name, "mib": round(path.stat().st_size / 2**20, 1), **child(path),
+                       "load": round(os.getloadavg()[0], 2)}
                 rows.append(row)
                 print(json.dumps(row))
                 path.unlink()

@@ -22,12 +22,22 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", stripped).strip().casefold()
 
 
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+# An ASCII title's slug in one pass: letters lower-cased, digits kept, every other byte a space.
+_SLUG_BYTES = bytes(
+    c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 or 48 <= c <= 57 else 32 for c in range(256)
+)
+
+
 def paper_id(title: str) -> str:
     """Stable, readable id from a title: the folded title as a slug, at most 64 characters.
 
     The same title on two pages gives the same id, which is what de-duplication keys on.
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", fold(title)).strip("-")
+    if title.isascii():  # the same slug: the runs of [a-z0-9] of the lower-cased title, joined by "-"
+        slug = "-".join(title.encode().translate(_SLUG_BYTES).decode().split())
+    else:
+        slug = _NOT_SLUG.sub("-", fold(title)).strip("-")
     if len(slug) > 64:
         slug = slug[:64].rsplit("-", 1)[0]
     return slug or "untitled"

@@ -238,7 +238,7 @@ def guarded(path: Path, position: int, what: str, build: Callable[[], Record]) -
     (a list where a string belongs, …): one odd record never stops the file."""
     try:
         return build()
-    except (ValidationError, TypeError, ValueError, AttributeError, KeyError) as exc:
+    except (ValidationError, TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         if isinstance(exc, ValidationError):
             err = exc.errors()[0]
             detail = f"field {'.'.join(str(x) for x in err['loc'])!r}: {err['msg']}"
