@@ -34,7 +34,8 @@ import numpy as np
 from rag.chunk import chunk_metadata, chunk_papers
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
-from rag.integrity import damaged, fingerprint, read_json_object
+from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, source_stamp
+from rag.integrity import fingerprint, read_json_object
 from rag.late import LATE_DIR, META_FILE, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
@@ -203,16 +204,25 @@ def build_index(
     The index under ``settings.home`` is synced to exactly these papers: new and changed papers are
     embedded, unchanged ones reused, removed ones deleted. Returns what was done. One run at a time per
     home (:mod:`rag.writer_lock`): another run waits for it, or with ``wait=False`` raises
-    :class:`~rag.errors.IndexBusyError`.
+    :class:`~rag.errors.IndexBusyError`. Sources unchanged since the last complete run (same files, same
+    sizes and times, same settings and code: :mod:`rag.index_fastpath`) are not read again.
     """
     settings = settings or Settings()
     started = time.perf_counter()
+    stamp = source_stamp(sources, settings)  # before reading: a file changed meanwhile is read next time
+    if stamp is not None:
+        with writer_lock(settings, wait=wait):
+            unchanged = quick_noop(stamp, settings, started)
+        if unchanged is not None:
+            return unchanged
     papers = _load_papers(sources, settings)
     with writer_lock(settings, wait=wait):
-        return _build(papers, settings, progress=progress, started=started)
+        return _build(papers, settings, progress=progress, started=started, stamp=stamp)
 
 
-def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: float) -> IndexStats:
+def _build(
+    papers: list[Paper], settings: Settings, *, progress: bool, started: float, stamp: str | None = None
+) -> IndexStats:
     """:func:`build_index`'s work, under the home's writer lock."""
     store = Store.open(settings, create=True)  # fails before anything is written locally
     adopted = store.adopt_previous()  # same vectors under a new name (an upgrade, a new corpus name)
@@ -228,7 +238,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
     count_before = store.count()
 
     late = settings.index.late_interaction
-    damage = _check_files(folder, old_manifest, late)  # the files beside the collection, as last written
+    damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
     if (
@@ -378,6 +388,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         "papers": len(papers),
         "chunks": total_chunks,
         "signature": signature,
+        STAMP_KEY: stamp,  # the sources this run read (rag.index_fastpath: the next no-op skips reading them)
         "files": {  # what the next run's fast path checks (rag.integrity)
             BM25_DIR: fingerprint(bm25),
             LATE_DIR: fingerprint(folder / LATE_DIR) if late else {},
@@ -407,34 +418,6 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         collection=store.collection_name,
         fetched=fetched.bytes if fetched else 0,
         published=published.bytes if published else 0,
-    )
-
-
-def _check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:
-    """The parts (``bm25``, ``late``, ``papers.jsonl``) that no longer match the fingerprints the last run
-    recorded, each named in a warning; damaged word-piece vectors are removed so they are re-encoded."""
-    files = manifest.get("files")
-    recorded: dict[str, Any] = files if isinstance(files, dict) else {}
-    bad: set[str] = set()
-    for part in (BM25_DIR, LATE_DIR, PAPERS_FILE):
-        if part == LATE_DIR and not late:
-            continue
-        why = damaged(folder / part, recorded.get(part))
-        if why is None:
-            continue
-        bad.add(part)
-        log.warning("%s: rebuilding it", why)
-        if part == LATE_DIR and not _late_vectors_intact(folder, recorded.get(part)):
-            shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
-    return bad
-
-
-def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
-    """Whether ``late/``'s vectors and scales still match their fingerprints (then only the small files
-    derived from the chunks need rewriting, and nothing is re-encoded)."""
-    wanted = {k: v for k, v in (recorded or {}).items() if k in ("vectors.npy", "scales.npy")}
-    return bool(wanted) and all(
-        damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
     )
 
 
