@@ -9,7 +9,9 @@ changed ones → rebuild the BM25 index and ``late/`` (rag.late) when the chunk 
 ``papers.jsonl`` and ``manifest.json`` → mark the collection current. A run killed half-way leaves chunks
 whose content hash or chunk count does not match, so the next run re-embeds exactly those papers; nothing
 is ever duplicated. Nothing is written to or deleted from a collection whose metadata names another
-corpus (``Store.assert_owned``).
+corpus (``Store.assert_owned``). The reconciling steps live in :mod:`rag.index_reconcile`; a re-index of
+source files unchanged since the last complete run is answered by :mod:`rag.index_fastpath` without
+reading them.
 
 A paper's content hash (:func:`content_hash`) covers only what shapes its chunk texts, hence its vectors:
 title, abstract and authors — not where the paper was read from. Moving or renaming a corpus folder, or
@@ -35,8 +37,9 @@ from rag.chunk import chunk_metadata, chunk_papers
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
 from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, source_stamp
+from rag.index_reconcile import is_complete, rekey_late, same_texts, update_metadata, wanted_metadata
 from rag.integrity import fingerprint, read_json_object
-from rag.late import LATE_DIR, META_FILE, PARTS_DIR, PartWriter, consolidate, is_current
+from rag.late import LATE_DIR, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
 from rag.store import (
@@ -84,19 +87,6 @@ def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
     return list(unique.values())
 
 
-def _is_complete(have: dict[str, dict[str, Any]], paper_id: str, content_hash: str) -> bool:
-    """Chroma holds exactly the chunks ``<id>#0..n-1`` of this paper version."""
-    if not have:
-        return False
-    metas = list(have.values())
-    n = metas[0].get("n_chunks")
-    if not isinstance(n, int) or n < 1:
-        return False
-    if any(m.get("content_hash") != content_hash or m.get("n_chunks") != n for m in metas):
-        return False
-    return set(have) == {f"{paper_id}#{i}" for i in range(n)}
-
-
 CONTENT_HASH_VERSION = 2
 """1: every field of the paper but its line number (source file names included); 2: :func:`content_hash`."""
 
@@ -127,67 +117,6 @@ def _signature(papers: list[Paper], hashes: dict[str, str]) -> str:
         for p in sorted(papers, key=lambda p: p.id)
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-
-def _wanted_metadata(paper: Paper, content_hash: str, stored: dict[str, Any]) -> dict[str, Any]:
-    """The metadata that stored chunk (its ``n`` and ``n_chunks`` kept) should carry, as written to Chroma."""
-    meta: dict[str, Any] = dict(chunk_metadata(paper, content_hash))
-    meta["n"] = stored.get("n")
-    meta["n_chunks"] = stored.get("n_chunks")
-    return chroma_metadata(meta)
-
-
-def _same_texts(
-    store: Store, papers: list[Paper], grouped: list[list[Chunk]], by_paper: dict[str, dict[str, Any]]
-) -> set[str]:
-    """Ids of the papers whose stored chunks are exactly their new chunks (same ids, same texts) under
-    another content hash: their vectors are still right (same text, same model, same chunking)."""
-    candidates: dict[str, list[Chunk]] = {}
-    for paper, chunks in zip(papers, grouped, strict=True):
-        have = by_paper.get(paper.id, {})
-        if have and set(have) == {c.id for c in chunks}:
-            candidates[paper.id] = chunks
-    if not candidates:
-        return set()
-    ids = [c.id for chunks in candidates.values() for c in chunks]
-    step = max(1, store.max_batch_size())
-    stored: dict[str, str] = {}
-    for start in range(0, len(ids), step):
-        stored.update(store.texts(ids[start : start + step]))
-    return {pid for pid, chunks in candidates.items() if all(stored.get(c.id) == c.text for c in chunks)}
-
-
-def _rekey_late(folder: Path, rekeyed: dict[str, tuple[str, str]]) -> None:
-    """Give ``late/``'s rows their chunks' new content hashes (chunk id → (stored hash, new hash)): rag.late
-    keys a chunk's word-piece vectors by chunk id and hash, and the text (so the vectors) is unchanged."""
-    if not rekeyed:
-        return
-    path = folder / LATE_DIR / META_FILE
-    meta = read_json_object(path)
-    rows = meta.get("chunks")
-    if not isinstance(rows, list):
-        return
-    changed = False
-    for row in rows:
-        pair = rekeyed.get(row[0]) if isinstance(row, list) and len(row) >= 3 else None
-        if pair is not None and row[2] == pair[0]:
-            row[2] = pair[1]
-            changed = True
-    if changed:
-        write_atomic(path, json.dumps(meta))
-
-
-def _update_metadata(store: Store, updates: dict[str, dict[str, Any]]) -> None:
-    """Rewrite chunks' metadata in place (vectors and texts untouched); a key set to None is removed."""
-    if not updates:
-        return
-    store.assert_owned()
-    ids = list(updates)
-    step = max(1, store.max_batch_size())
-    with store._guard():
-        for start in range(0, len(ids), step):
-            part = ids[start : start + step]
-            store.collection.update(ids=part, metadatas=[updates[cid] for cid in part])
 
 
 def _progress_bar(total: int, progress: bool) -> Any:
@@ -257,7 +186,7 @@ def _build(
         by_paper = {}
         for cid, meta in store.chunk_states().items():
             by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
-        todo = [p for p in papers if not _is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
+        todo = [p for p in papers if not is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
         wanted = {p.id for p in papers}
         removed_papers = [pid for pid in by_paper if pid not in wanted]
         stale = [cid for pid in removed_papers for cid in by_paper[pid]]
@@ -276,7 +205,7 @@ def _build(
             max_sentences=settings.index.chunk_max_sentences,
             hashes=[hashes[p.id] for p in todo],
         )
-        same = _same_texts(store, todo, grouped, by_paper)
+        same = same_texts(store, todo, grouped, by_paper)
         for pid in same:
             for cid, meta in by_paper[pid].items():
                 rekeyed[cid] = (str(meta.get("content_hash", "")), hashes[pid])
@@ -291,7 +220,7 @@ def _build(
         if paper.id in embedding:
             continue
         for cid, meta in by_paper.get(paper.id, {}).items():
-            want = _wanted_metadata(paper, hashes[paper.id], meta)
+            want = wanted_metadata(paper, hashes[paper.id], meta)
             if want != meta:
                 updates[cid] = {**dict.fromkeys(k for k in meta if k not in want), **want}
     for chunk in (c for group in grouped for c in group):
@@ -301,8 +230,8 @@ def _build(
             updates[chunk.id] = dict.fromkeys(gone)
     if (todo or stale or updates) and manifest_path.exists():
         manifest_path.unlink()  # the index is being changed: no fast path until this run completes
-    _rekey_late(folder, rekeyed)  # first: a run killed before the metadata update re-keys nothing twice
-    _update_metadata(store, updates)
+    rekey_late(folder, rekeyed)  # first: a run killed before the metadata update re-keys nothing twice
+    update_metadata(store, updates)
 
     # Embed new or changed papers.
     new_chunks: list[Chunk] = []
