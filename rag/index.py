@@ -22,12 +22,14 @@ that formula still covered it) keep their vectors when their stored texts equal 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,20 @@ WRITE_BATCH = 512
 """Chunks embedded and written per step: the most work a killed run can lose."""
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection for the block. Loading a corpus allocates objects that all survive
+    (papers, their fields), and every full collection walks them all: at 30k papers the collector took
+    ~40 % of the parse (4.5 vs 2.6 CPU-s) and its share grows with the corpus (docs/scale.md)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
     if (
         isinstance(sources, Sequence)
@@ -75,7 +91,8 @@ def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
             raise IndexError_(f"The corpus loader is not available ({exc}).") from exc
         if sources is not None and isinstance(sources, (str, Path)):
             sources = [sources]
-        papers = load_corpus(sources, strict=settings.corpus.strict, settings=settings)
+        with _gc_paused():
+            papers = load_corpus(sources, strict=settings.corpus.strict, settings=settings)
     unique: dict[str, Paper] = {}
     for paper in papers:
         if paper.id in unique:
@@ -168,6 +185,7 @@ def _build(
 
     late = settings.index.late_interaction
     damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
+    late_current = late and is_current(folder, count_before, settings.index.embed_model)  # read once
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
     if (
@@ -176,7 +194,7 @@ def _build(
         and old_manifest.get("signature") == signature
         and old_manifest.get("chunks") == count_before
         and bm25.is_dir()
-        and (not late or is_current(folder, count_before, settings.index.embed_model))
+        and (not late or late_current)
     ):
         by_paper: dict[str, dict[str, dict[str, Any]]] = {}
         todo: list[Paper] = []
@@ -286,7 +304,7 @@ def _build(
     # Word-piece vectors for late interaction, rebuilt when the chunk set changed (or they are missing or
     # damaged: damaged vectors are re-encoded, the other files are rewritten from them).
     if late and (
-        changed or LATE_DIR in damage or not is_current(folder, total_chunks, settings.index.embed_model)
+        changed or LATE_DIR in damage or not late_current  # unchanged: total_chunks is count_before
     ):
         if all_chunks is None:
             all_chunks = chunks_in_paper_order()
