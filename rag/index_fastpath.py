@@ -12,7 +12,9 @@ without touching the sources — the collection's chunk count against the manife
 without reading a paper. Anything else (another stamp, a count that differs, a damaged file, no manifest,
 papers given as objects, a Chroma server, whose collection other homes may change) takes the full path in
 :mod:`rag.index`, which reconciles as before. Status-change times cannot be set back by tools that copy or
-restore modification times, so a rewritten file of the same size is seen too.
+restore modification times, so a rewritten file of the same size is seen too — except on a file system whose
+timestamps are coarse (FAT: 2 s) when the edit keeps the size and falls in the same tick as the last read;
+``touch`` a source file to make the next run read everything.
 
 **The files beside the collection** (:func:`check_files`): ``bm25/``, ``late/`` and ``papers.jsonl`` against
 the fingerprints the last run recorded (:mod:`rag.integrity`).
