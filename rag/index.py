@@ -9,7 +9,9 @@ changed ones → rebuild the BM25 index and ``late/`` (rag.late) when the chunk 
 ``papers.jsonl`` and ``manifest.json`` → mark the collection current. A run killed half-way leaves chunks
 whose content hash or chunk count does not match, so the next run re-embeds exactly those papers; nothing
 is ever duplicated. Nothing is written to or deleted from a collection whose metadata names another
-corpus (``Store.assert_owned``).
+corpus (``Store.assert_owned``). The reconciling steps live in :mod:`rag.index_reconcile`; a re-index of
+source files unchanged since the last complete run is answered by :mod:`rag.index_fastpath` without
+reading them.
 
 A paper's content hash (:func:`content_hash`) covers only what shapes its chunk texts, hence its vectors:
 title, abstract and authors — not where the paper was read from. Moving or renaming a corpus folder, or
@@ -20,12 +22,14 @@ that formula still covered it) keep their vectors when their stored texts equal 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +38,10 @@ import numpy as np
 from rag.chunk import chunk_metadata, chunk_papers
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
-from rag.integrity import damaged, fingerprint, read_json_object
-from rag.late import LATE_DIR, META_FILE, PARTS_DIR, PartWriter, consolidate, is_current
+from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, source_stamp
+from rag.index_reconcile import is_complete, rekey_late, same_texts, update_metadata, wanted_metadata
+from rag.integrity import fingerprint, read_json_object
+from rag.late import LATE_DIR, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
 from rag.store import (
@@ -56,6 +62,20 @@ WRITE_BATCH = 512
 """Chunks embedded and written per step: the most work a killed run can lose."""
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection for the block. Loading a corpus allocates objects that all survive
+    (papers, their fields), and every full collection walks them all: at 30k papers the collector took
+    ~40 % of the parse (4.5 vs 2.6 CPU-s) and its share grows with the corpus (docs/scale.md)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
     if (
         isinstance(sources, Sequence)
@@ -71,7 +91,8 @@ def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
             raise IndexError_(f"The corpus loader is not available ({exc}).") from exc
         if sources is not None and isinstance(sources, (str, Path)):
             sources = [sources]
-        papers = load_corpus(sources, strict=settings.corpus.strict, settings=settings)
+        with _gc_paused():
+            papers = load_corpus(sources, strict=settings.corpus.strict, settings=settings)
     unique: dict[str, Paper] = {}
     for paper in papers:
         if paper.id in unique:
@@ -81,19 +102,6 @@ def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
     if not unique:
         raise IndexError_("There are no papers to index: give sources that contain at least one paper.")
     return list(unique.values())
-
-
-def _is_complete(have: dict[str, dict[str, Any]], paper_id: str, content_hash: str) -> bool:
-    """Chroma holds exactly the chunks ``<id>#0..n-1`` of this paper version."""
-    if not have:
-        return False
-    metas = list(have.values())
-    n = metas[0].get("n_chunks")
-    if not isinstance(n, int) or n < 1:
-        return False
-    if any(m.get("content_hash") != content_hash or m.get("n_chunks") != n for m in metas):
-        return False
-    return set(have) == {f"{paper_id}#{i}" for i in range(n)}
 
 
 CONTENT_HASH_VERSION = 2
@@ -128,67 +136,6 @@ def _signature(papers: list[Paper], hashes: dict[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
-def _wanted_metadata(paper: Paper, content_hash: str, stored: dict[str, Any]) -> dict[str, Any]:
-    """The metadata that stored chunk (its ``n`` and ``n_chunks`` kept) should carry, as written to Chroma."""
-    meta: dict[str, Any] = dict(chunk_metadata(paper, content_hash))
-    meta["n"] = stored.get("n")
-    meta["n_chunks"] = stored.get("n_chunks")
-    return chroma_metadata(meta)
-
-
-def _same_texts(
-    store: Store, papers: list[Paper], grouped: list[list[Chunk]], by_paper: dict[str, dict[str, Any]]
-) -> set[str]:
-    """Ids of the papers whose stored chunks are exactly their new chunks (same ids, same texts) under
-    another content hash: their vectors are still right (same text, same model, same chunking)."""
-    candidates: dict[str, list[Chunk]] = {}
-    for paper, chunks in zip(papers, grouped, strict=True):
-        have = by_paper.get(paper.id, {})
-        if have and set(have) == {c.id for c in chunks}:
-            candidates[paper.id] = chunks
-    if not candidates:
-        return set()
-    ids = [c.id for chunks in candidates.values() for c in chunks]
-    step = max(1, store.max_batch_size())
-    stored: dict[str, str] = {}
-    for start in range(0, len(ids), step):
-        stored.update(store.texts(ids[start : start + step]))
-    return {pid for pid, chunks in candidates.items() if all(stored.get(c.id) == c.text for c in chunks)}
-
-
-def _rekey_late(folder: Path, rekeyed: dict[str, tuple[str, str]]) -> None:
-    """Give ``late/``'s rows their chunks' new content hashes (chunk id → (stored hash, new hash)): rag.late
-    keys a chunk's word-piece vectors by chunk id and hash, and the text (so the vectors) is unchanged."""
-    if not rekeyed:
-        return
-    path = folder / LATE_DIR / META_FILE
-    meta = read_json_object(path)
-    rows = meta.get("chunks")
-    if not isinstance(rows, list):
-        return
-    changed = False
-    for row in rows:
-        pair = rekeyed.get(row[0]) if isinstance(row, list) and len(row) >= 3 else None
-        if pair is not None and row[2] == pair[0]:
-            row[2] = pair[1]
-            changed = True
-    if changed:
-        write_atomic(path, json.dumps(meta))
-
-
-def _update_metadata(store: Store, updates: dict[str, dict[str, Any]]) -> None:
-    """Rewrite chunks' metadata in place (vectors and texts untouched); a key set to None is removed."""
-    if not updates:
-        return
-    store.assert_owned()
-    ids = list(updates)
-    step = max(1, store.max_batch_size())
-    with store._guard():
-        for start in range(0, len(ids), step):
-            part = ids[start : start + step]
-            store.collection.update(ids=part, metadatas=[updates[cid] for cid in part])
-
-
 def _progress_bar(total: int, progress: bool) -> Any:
     from tqdm.auto import tqdm
 
@@ -203,16 +150,25 @@ def build_index(
     The index under ``settings.home`` is synced to exactly these papers: new and changed papers are
     embedded, unchanged ones reused, removed ones deleted. Returns what was done. One run at a time per
     home (:mod:`rag.writer_lock`): another run waits for it, or with ``wait=False`` raises
-    :class:`~rag.errors.IndexBusyError`.
+    :class:`~rag.errors.IndexBusyError`. Sources unchanged since the last complete run (same files, same
+    sizes and times, same settings and code: :mod:`rag.index_fastpath`) are not read again.
     """
     settings = settings or Settings()
     started = time.perf_counter()
+    stamp = source_stamp(sources, settings)  # before reading: a file changed meanwhile is read next time
+    if stamp is not None:
+        with writer_lock(settings, wait=wait):
+            unchanged = quick_noop(stamp, settings, started)
+        if unchanged is not None:
+            return unchanged
     papers = _load_papers(sources, settings)
     with writer_lock(settings, wait=wait):
-        return _build(papers, settings, progress=progress, started=started)
+        return _build(papers, settings, progress=progress, started=started, stamp=stamp)
 
 
-def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: float) -> IndexStats:
+def _build(
+    papers: list[Paper], settings: Settings, *, progress: bool, started: float, stamp: str | None = None
+) -> IndexStats:
     """:func:`build_index`'s work, under the home's writer lock."""
     store = Store.open(settings, create=True)  # fails before anything is written locally
     adopted = store.adopt_previous()  # same vectors under a new name (an upgrade, a new corpus name)
@@ -228,7 +184,8 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
     count_before = store.count()
 
     late = settings.index.late_interaction
-    damage = _check_files(folder, old_manifest, late)  # the files beside the collection, as last written
+    damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
+    late_current = late and is_current(folder, count_before, settings.index.embed_model)  # read once
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
     if (
@@ -237,7 +194,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         and old_manifest.get("signature") == signature
         and old_manifest.get("chunks") == count_before
         and bm25.is_dir()
-        and (not late or is_current(folder, count_before, settings.index.embed_model))
+        and (not late or late_current)
     ):
         by_paper: dict[str, dict[str, dict[str, Any]]] = {}
         todo: list[Paper] = []
@@ -247,7 +204,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         by_paper = {}
         for cid, meta in store.chunk_states().items():
             by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
-        todo = [p for p in papers if not _is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
+        todo = [p for p in papers if not is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
         wanted = {p.id for p in papers}
         removed_papers = [pid for pid in by_paper if pid not in wanted]
         stale = [cid for pid in removed_papers for cid in by_paper[pid]]
@@ -266,7 +223,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
             max_sentences=settings.index.chunk_max_sentences,
             hashes=[hashes[p.id] for p in todo],
         )
-        same = _same_texts(store, todo, grouped, by_paper)
+        same = same_texts(store, todo, grouped, by_paper)
         for pid in same:
             for cid, meta in by_paper[pid].items():
                 rekeyed[cid] = (str(meta.get("content_hash", "")), hashes[pid])
@@ -281,7 +238,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         if paper.id in embedding:
             continue
         for cid, meta in by_paper.get(paper.id, {}).items():
-            want = _wanted_metadata(paper, hashes[paper.id], meta)
+            want = wanted_metadata(paper, hashes[paper.id], meta)
             if want != meta:
                 updates[cid] = {**dict.fromkeys(k for k in meta if k not in want), **want}
     for chunk in (c for group in grouped for c in group):
@@ -291,8 +248,8 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
             updates[chunk.id] = dict.fromkeys(gone)
     if (todo or stale or updates) and manifest_path.exists():
         manifest_path.unlink()  # the index is being changed: no fast path until this run completes
-    _rekey_late(folder, rekeyed)  # first: a run killed before the metadata update re-keys nothing twice
-    _update_metadata(store, updates)
+    rekey_late(folder, rekeyed)  # first: a run killed before the metadata update re-keys nothing twice
+    update_metadata(store, updates)
 
     # Embed new or changed papers.
     new_chunks: list[Chunk] = []
@@ -347,7 +304,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
     # Word-piece vectors for late interaction, rebuilt when the chunk set changed (or they are missing or
     # damaged: damaged vectors are re-encoded, the other files are rewritten from them).
     if late and (
-        changed or LATE_DIR in damage or not is_current(folder, total_chunks, settings.index.embed_model)
+        changed or LATE_DIR in damage or not late_current  # unchanged: total_chunks is count_before
     ):
         if all_chunks is None:
             all_chunks = chunks_in_paper_order()
@@ -378,6 +335,7 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         "papers": len(papers),
         "chunks": total_chunks,
         "signature": signature,
+        STAMP_KEY: stamp,  # the sources this run read (rag.index_fastpath: the next no-op skips reading them)
         "files": {  # what the next run's fast path checks (rag.integrity)
             BM25_DIR: fingerprint(bm25),
             LATE_DIR: fingerprint(folder / LATE_DIR) if late else {},
@@ -407,34 +365,6 @@ def _build(papers: list[Paper], settings: Settings, *, progress: bool, started: 
         collection=store.collection_name,
         fetched=fetched.bytes if fetched else 0,
         published=published.bytes if published else 0,
-    )
-
-
-def _check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:
-    """The parts (``bm25``, ``late``, ``papers.jsonl``) that no longer match the fingerprints the last run
-    recorded, each named in a warning; damaged word-piece vectors are removed so they are re-encoded."""
-    files = manifest.get("files")
-    recorded: dict[str, Any] = files if isinstance(files, dict) else {}
-    bad: set[str] = set()
-    for part in (BM25_DIR, LATE_DIR, PAPERS_FILE):
-        if part == LATE_DIR and not late:
-            continue
-        why = damaged(folder / part, recorded.get(part))
-        if why is None:
-            continue
-        bad.add(part)
-        log.warning("%s: rebuilding it", why)
-        if part == LATE_DIR and not _late_vectors_intact(folder, recorded.get(part)):
-            shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
-    return bad
-
-
-def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
-    """Whether ``late/``'s vectors and scales still match their fingerprints (then only the small files
-    derived from the chunks need rewriting, and nothing is re-encoded)."""
-    wanted = {k: v for k, v in (recorded or {}).items() if k in ("vectors.npy", "scales.npy")}
-    return bool(wanted) and all(
-        damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
     )
 
 

@@ -1,0 +1,165 @@
+"""What `rag index` trusts on a re-index instead of redoing it: the source stamp, the files' fingerprints.
+
+**The source stamp.** Reading the sources is most of a no-op re-index and grows with the corpus: every
+paper is parsed, validated, merged, hashed twice and compared with the manifest (docs/scale.md). A run that
+completes records in ``manifest.json`` a stamp of what it read (:func:`source_stamp`): every source file's
+resolved path, size, modification and status-change times (ns) and inode, the corpus and index settings,
+and the size and modification time of rag's own modules (an upgrade that parses or chunks differently
+reads everything again). When the next run's stamp is the same, the sources are the same bytes parsed by
+the same code, so its papers are the manifest's: :func:`quick_noop` then checks only what can change
+without touching the sources — the collection's chunk count against the manifest's, ``bm25/`` and
+``late/`` present and current, and the fingerprints of the files beside the collection — and returns
+without reading a paper. Anything else (another stamp, a count that differs, a damaged file, no manifest,
+papers given as objects, a Chroma server, whose collection other homes may change) takes the full path in
+:mod:`rag.index`, which reconciles as before. Status-change times cannot be set back by tools that copy or
+restore modification times, so a rewritten file of the same size is seen too — except on a file system whose
+timestamps are coarse (FAT: 2 s) when the edit keeps the size and falls in the same tick as the last read;
+``touch`` a source file to make the next run read everything.
+
+**The files beside the collection** (:func:`check_files`): ``bm25/``, ``late/`` and ``papers.jsonl`` against
+the fingerprints the last run recorded (:mod:`rag.integrity`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.integrity import damaged, read_json_object
+from rag.late import LATE_DIR, is_current
+from rag.settings import Settings
+from rag.store import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, Store, collection_name, read_current
+from rag.types import IndexStats
+
+log = logging.getLogger(__name__)
+
+STAMP_VERSION = 1
+STAMP_KEY = "source_stamp"
+"""The manifest key holding the stamp of the sources the run read (absent or null: none was taken)."""
+
+
+def _source_paths(sources: Any, settings: Settings) -> list[Path] | None:
+    """The paths ``sources`` names (as :func:`rag.corpus.load_corpus` takes them), or None when they are
+    not paths (a list of papers)."""
+    if sources is None:
+        return list(settings.corpus.paths)
+    if isinstance(sources, (str, Path)):
+        return [Path(sources)]
+    if isinstance(sources, Sequence) and all(isinstance(s, (str, Path)) for s in sources):
+        return [Path(s) for s in sources]
+    return None
+
+
+def _stat_row(path: Path, *, full: bool) -> list[Any]:
+    st = path.stat()
+    if full:
+        return [str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return [path.name, st.st_size, st.st_mtime_ns]
+
+
+def source_stamp(sources: Any, settings: Settings) -> str | None:
+    """A digest of the source files' identities (see the module doc), or None when there is none to take:
+    papers given as objects, a Chroma server, or paths that cannot be listed (the full path reports why)."""
+    from rag.sources import expand_paths
+
+    paths = _source_paths(sources, settings)
+    if paths is None or settings.chroma_url:
+        return None
+    try:
+        files = expand_paths(paths)
+        rows = [_stat_row(f, full=True) for f in files]
+    except Exception:  # noqa: BLE001 - the full path reads the sources and says what is wrong
+        return None
+    package = Path(__file__).resolve().parent
+    code = [_stat_row(f, full=False) for f in sorted(package.rglob("*.py"))]
+    data = {
+        "v": STAMP_VERSION,
+        "files": rows,
+        "code": code,
+        "corpus": settings.corpus.model_dump(mode="json"),
+        "index": settings.index.model_dump(mode="json"),
+    }
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexStats | None:
+    """The stats of a no-op re-index when the last complete run read sources with this ``stamp`` and the
+    index still matches what it left (see the module doc); None when the full path must run. Call it under
+    the home's writer lock."""
+    if stamp is None or settings.chroma_url:
+        return None
+    name = collection_name(settings)
+    folder = settings.index_dir / name
+    manifest = read_json_object(folder / MANIFEST_FILE)
+    current = read_current(settings) or {}
+    if (
+        manifest.get("complete") is not True
+        or manifest.get(STAMP_KEY) != stamp
+        or manifest.get("collection") != name
+        or current.get("collection") != name  # a move to a renamed collection is the full path's job
+        or current.get("chroma_url") is not None
+        or not isinstance(manifest.get("papers"), int)
+    ):
+        return None
+    store = Store.open(settings, create=True)
+    if store.collection_name != name:
+        return None
+    chunks = store.count()  # Chroma loads the collection's vector index here: the largest fixed cost
+    late = settings.index.late_interaction
+    if (
+        chunks != manifest.get("chunks")
+        or not (folder / BM25_DIR).is_dir()
+        or (late and not is_current(folder, chunks, settings.index.embed_model))
+        or (not late and (folder / LATE_DIR).exists())
+        or any(damaged(folder / part, recorded) is not None for part, recorded in _recorded(manifest, late))
+    ):
+        return None
+    store.mark_current({"papers": manifest["papers"], "chunks": chunks})
+    return IndexStats(
+        papers=manifest["papers"],
+        chunks=chunks,
+        embedded=0,
+        unchanged=manifest["papers"],
+        removed=0,
+        seconds=round(time.perf_counter() - started, 3),
+        collection=name,
+    )
+
+
+def _recorded(manifest: dict[str, Any], late: bool) -> list[tuple[str, Any]]:
+    """The fingerprints the manifest recorded for the files beside the collection, by part."""
+    files = manifest.get("files")
+    recorded: dict[str, Any] = files if isinstance(files, dict) else {}
+    parts = (BM25_DIR, LATE_DIR, PAPERS_FILE) if late else (BM25_DIR, PAPERS_FILE)
+    return [(part, recorded.get(part)) for part in parts]
+
+
+def check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:
+    """The parts (``bm25``, ``late``, ``papers.jsonl``) that no longer match the fingerprints the last run
+    recorded, each named in a warning; damaged word-piece vectors are removed so they are re-encoded."""
+    bad: set[str] = set()
+    for part, recorded in _recorded(manifest, late):
+        why = damaged(folder / part, recorded)
+        if why is None:
+            continue
+        bad.add(part)
+        log.warning("%s: rebuilding it", why)
+        if part == LATE_DIR and not _late_vectors_intact(folder, recorded):
+            shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
+    return bad
+
+
+def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
+    """Whether ``late/``'s vectors and scales still match their fingerprints (then only the small files
+    derived from the chunks need rewriting, and nothing is re-encoded)."""
+    wanted = {k: v for k, v in (recorded or {}).items() if k in ("vectors.npy", "scales.npy")}
+    return bool(wanted) and all(
+        damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
+    )
