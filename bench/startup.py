@@ -29,40 +29,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "What is Frost Training?"
 
-_ASK_PROBE = """
+_PROBE = """
 import sys, time
-import rag.pipeline
-real = rag.pipeline.answer_stream
+import {module}
+real = {module}.{function}
 def timed(*a, **k):
     seen = False
     for item in real(*a, **k):
         if not seen and isinstance(item, str) and item.strip():
             seen = True
             print("FIRST_TOKEN", time.time(), file=sys.stderr, flush=True)
-        yield item
-rag.pipeline.answer_stream = timed
-from rag.cli import main
-sys.exit(main(["ask", sys.argv[1]]))
-"""
-
-
-_SERVER_PROBE = """
-import sys, time
-import rag.remote
-real = rag.remote.remote_stream
-def timed(*a, **k):
-    seen = False
-    for item in real(*a, **k):
-        if not seen and isinstance(item, str) and item.strip():
-            seen = True
-            print("FIRST_TOKEN", time.time(), file=sys.stderr, flush=True)
-        if hasattr(item, "timings") and "first_token" in item.timings:
+        if {server} and hasattr(item, "timings") and "first_token" in item.timings:
             print("SERVER_FIRST_TOKEN", item.timings["first_token"], file=sys.stderr, flush=True)
         yield item
-rag.remote.remote_stream = timed
+{module}.{function} = timed
 from rag.cli import main
-sys.exit(main(["ask", "--server-url", sys.argv[2], sys.argv[1]]))
+sys.exit(main({argv}))
 """
+"""Runs `rag ask` with ``module.function`` (the answer stream it reads) wrapped to record the first text."""
+
+_ASK_PROBE = _PROBE.format(
+    module="rag.pipeline", function="answer_stream", server=False, argv='["ask", sys.argv[1]]'
+)
+_SERVER_PROBE = _PROBE.format(
+    module="rag.remote", function="remote_stream", server=True,
+    argv='["ask", "--server-url", sys.argv[2], sys.argv[1]]',
+)
 
 
 def _env(tree: Path) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -203,38 +203,29 @@ class Hits(list[Hit]):
         """The first ``k`` hits, with the same attributes."""
         return self.replaced(list(self)[:k])
 
+    _ATTRIBUTES: ClassVar[tuple[str, ...]] = (
+        "query", "filters", "filters_from_query", "note", "good_match", "seconds", "total", "named",
+    )
+    """How a result was obtained, beside its hits: what `replaced` carries over and `to_json` writes."""
+
+    def _attributes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._ATTRIBUTES}
+
     def replaced(self, hits: list[Hit], **changes: Any) -> Hits:
         """``hits`` with this result's attributes, except those given in ``changes``."""
-        fields: dict[str, Any] = {
-            "query": self.query,
-            "filters": self.filters,
-            "filters_from_query": self.filters_from_query,
-            "note": self.note,
-            "good_match": self.good_match,
-            "seconds": self.seconds,
-            "total": self.total,
-            "named": self.named,
-        }
-        return Hits(hits, **{**fields, **changes})
+        return Hits(hits, **{**self._attributes(), **changes})
 
     def to_json(self) -> dict[str, Any]:
         """The hits and their attributes as JSON-ready data (:meth:`from_json` reads it back)."""
         return {
             "hits": [hit.model_dump(mode="json") for hit in self],
-            "query": self.query,
+            **self._attributes(),
             "filters": self.filters.model_dump(mode="json"),
-            "filters_from_query": self.filters_from_query,
-            "note": self.note,
-            "good_match": self.good_match,
-            "seconds": self.seconds,
-            "total": self.total,
-            "named": self.named,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hits:
-        known = ("query", "filters_from_query", "note", "good_match", "seconds", "total", "named")
-        fields = {key: data[key] for key in known if key in data}
+        fields = {key: data[key] for key in cls._ATTRIBUTES if key in data and key != "filters"}
         hits = [Hit.model_validate(hit) for hit in data.get("hits", [])]
         return cls(hits, filters=Filters.model_validate(data.get("filters") or {}), **fields)
         """How many papers the filter selects (None without a filter); may exceed ``len(self)``."""
