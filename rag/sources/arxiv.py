@@ -19,7 +19,6 @@ the reference path, `_exact_record` (stdlib json, `_record` through `records.pap
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -34,7 +33,16 @@ from pydantic import ValidationError
 
 from rag.errors import EncodingError, EntryParseError
 from rag.sources.base import MONTHS, ParseResult
-from rag.sources.records import Record, collect, guarded, norm_arxiv, norm_doi, open_binary, paper, year_of
+from rag.sources.records import (
+    Record,
+    binary_lines,
+    collect,
+    guarded,
+    norm_arxiv,
+    norm_doi,
+    paper,
+    year_of,
+)
 from rag.sources.xmlstream import elements, local
 from rag.types import Paper, paper_id
 
@@ -275,18 +283,15 @@ def snapshot_records(path: Path) -> Iterator[Record]:
     """One record per line, streamed (constant memory, plain or gzip): orjson and a specialised builder
     for the usual record, the reference path for anything else (``bench/parse_arxiv.py``)."""
     name = path.name
-    with open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[3:]
-            try:
-                rec: Record | None = _fast_record(name, lineno, raw)
-            except (ValidationError, TypeError, ValueError, AttributeError, KeyError, IndexError):
-                rec = None
-            if rec is None:
-                rec = _exact_record(path, lineno, raw)
-            if rec is not None:
-                yield rec
+    for lineno, raw in binary_lines(path):
+        try:
+            rec: Record | None = _fast_record(name, lineno, raw)
+        except (ValidationError, TypeError, ValueError, AttributeError, KeyError, IndexError):
+            rec = None
+        if rec is None:
+            rec = _exact_record(path, lineno, raw)
+        if rec is not None:
+            yield rec
 
 
 def parse_snapshot(path: Path) -> ParseResult:
