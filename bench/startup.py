@@ -161,6 +161,37 @@ def run_ui(tree: Path) -> tuple[float, float]:
     return served, _cpu(rusage)
 
 
+_HOST_PROBE = """
+import glob, json, platform, time
+t = time.perf_counter(); sum(i * i for i in range(3_000_000)); loop = time.perf_counter() - t
+from rag.models import model_path
+import llama_cpp
+llama = llama_cpp.Llama(model_path=str(model_path()), n_ctx=1024, n_threads=2, n_batch=512, verbose=False)
+tokens = llama.tokenize(("The quick brown fox jumps over the lazy dog. " * 40).encode())[:400]
+speeds = []
+for _ in range(2):
+    llama.reset()
+    t = time.perf_counter()
+    llama.eval(tokens)
+    speeds.append(len(tokens) / (time.perf_counter() - t))
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(json.dumps({"cpu": cpu, "python_loop_s": round(loop, 3), "llama_prompt_tok_s": round(max(speeds), 1)}))
+"""
+
+
+def host_speed() -> dict[str, object]:
+    """How fast this host is right now: a fixed pure-Python loop (seconds) and llama.cpp reading a
+    400-token prompt on 2 threads (tokens/s). Hosts differ several-fold between days; these two figures
+    let timings from different days be compared."""
+    out = subprocess.run(
+        [sys.executable, "-c", _HOST_PROBE], env=_env(ROOT), capture_output=True, text=True, check=False
+    )
+    try:
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return {"error": (out.stderr or out.stdout)[-300:]}
+
+
 RUNNERS = {"search": run_search, "ask": run_ask, "ui": run_ui, "ask-server": run_ask_server}
 
 
@@ -173,6 +204,8 @@ def main() -> int:
     args = ap.parse_args()
     trees = {"this": ROOT, **({"other": args.tree.resolve()} if args.tree else {})}
     results: dict[str, dict[str, dict[str, object]]] = {}
+    host = host_speed()
+    print(f"host: {host}", flush=True)
     for what in args.what.split(","):
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         for _ in range(args.runs):
@@ -199,7 +232,7 @@ def main() -> int:
         results["ask-server"]["server_first_token_median_s"] = warm  # type: ignore[assignment]
         print(f"ask-server: the server's own first token (warm, in its process) median {warm:.2f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    args.out.write_text(json.dumps({"host": host, **results}, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
