@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/parse_arxiv.py                       # 200,000 records, plain and .gz
     .venv/bin/python bench/parse_arxiv.py --records 50000 --sizes 10000,50000
+    .venv/bin/python bench/parse_arxiv.py --sizes "" --rounds 3 --tree /tmp/before  # alternating
 
 Generates a synthetic snapshot in a temporary folder (the real file's fields and shapes: ``id``,
 ``submitter``, ``authors``, ``title`` with line breaks, ``comments``, ``journal-ref``, ``doi``,
@@ -28,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 WORDS = (
     "we propose a method for learning robust representations of neural networks under distribution "
@@ -91,9 +93,10 @@ def measure(path: Path) -> dict[str, float]:
             "peak_rss_mib": round(rss, 1)}
 
 
-def child(path: Path) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, __file__, "--measure", str(path)], capture_output=True, text=True,
-                          check=True)
+def child(path: Path, tree: Path | None = None) -> dict[str, float]:
+    script = tree / "bench" / "parse_arxiv.py" if tree else Path(__file__)
+    proc = subprocess.run([sys.executable, str(script), "--measure", str(path)], capture_output=True,
+                          text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -101,6 +104,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--sizes", default="20000,50000", help="Smaller sizes for the memory check.")
+    ap.add_argument("--tree", type=Path, help="Another checkout, read the same files in alternation.")
+    ap.add_argument("--rounds", type=int, default=1, help="Reads of each file (alternating with --tree).")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -112,10 +117,13 @@ def main() -> None:
             for suffix in (".json", ".json.gz"):
                 path = Path(tmp) / f"arxiv-{n}{suffix}"
                 generate(path, n)
-                row = {"file": path.name, "mib": round(path.stat().st_size / 2**20, 1), **child(path),
-                       "load": round(os.getloadavg()[0], 2)}
-                rows.append(row)
-                print(json.dumps(row))
+                for _ in range(args.rounds):
+                    for tree in (None, args.tree) if args.tree else (None,):
+                        row = {"file": path.name, "tree": str(tree or ROOT),
+                               "mib": round(path.stat().st_size / 2**20, 1), **child(path, tree),
+                               "load": round(os.getloadavg()[0], 2)}
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
                 path.unlink()
     out = Path(__file__).resolve().parent / "results" / "parse_arxiv.json"
     out.parent.mkdir(exist_ok=True)
