@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rag.chunk import chunk_metadata, chunk_papers
+from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, write_atomic
 from rag.embed import get_embedder, get_tokenizer
 from rag.errors import IndexError_
 from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, source_stamp
@@ -44,15 +45,7 @@ from rag.integrity import fingerprint, read_json_object
 from rag.late import LATE_DIR, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
-from rag.store import (
-    BM25_DIR,
-    MANIFEST_FILE,
-    PAPERS_FILE,
-    SCHEMA_VERSION,
-    Store,
-    chroma_metadata,
-    write_atomic,
-)
+from rag.store import Store, chroma_metadata
 from rag.types import Chunk, IndexStats, Paper
 from rag.writer_lock import swap_dir, writer_lock
 

@@ -31,10 +31,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, collection_name, read_current
 from rag.integrity import damaged, read_json_object
 from rag.late import LATE_DIR, is_current
 from rag.settings import Settings
-from rag.store import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, Store, collection_name, read_current
+from rag.store import Store
 from rag.types import IndexStats
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from rag.chunk import chunk_metadata
+from rag.corpus_identity import write_atomic
 from rag.integrity import read_json_object
 from rag.late import LATE_DIR, META_FILE
-from rag.store import Store, chroma_metadata, write_atomic
+from rag.store import Store, chroma_metadata
 from rag.types import Chunk, Paper
 
 

@@ -45,7 +45,7 @@ def _stamp(path: Path) -> int:
 
 
 def _key(settings: Settings) -> tuple[Any, ...]:
-    from rag.store import CURRENT_FILE, MANIFEST_FILE, PAPERS_FILE, collection_name
+    from rag.corpus_identity import CURRENT_FILE, MANIFEST_FILE, PAPERS_FILE, collection_name
 
     name = collection_name(settings)
     folder = settings.index_dir / name

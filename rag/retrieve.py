@@ -103,8 +103,8 @@ def _late_index(index: _Index) -> Any:
 
 
 def _bm25(index: _Index, text: str, depth: int, allowed: set[str] | None) -> dict[str, float]:
+    from rag.corpus_identity import BM25_DIR
     from rag.lexical import get_lexical_index, top_n
-    from rag.store import BM25_DIR
 
     lexical = get_lexical_index(index.folder / BM25_DIR)
     scores = lexical.scores(text)
@@ -282,15 +282,15 @@ def search(
 
 
 def _names_top(index: _Index, text: str, paper: Paper) -> bool:
+    from rag.corpus_identity import BM25_DIR
     from rag.lexical import get_lexical_index
-    from rag.store import BM25_DIR
 
     return names_a_title(get_lexical_index(index.folder / BM25_DIR), text, paper.title, paper.id)
 
 
 def _coverage(index: _Index, text: str, paper_ids: list[str]) -> dict[str, float]:
+    from rag.corpus_identity import BM25_DIR
     from rag.lexical import get_lexical_index
-    from rag.store import BM25_DIR
 
     return term_coverage(get_lexical_index(index.folder / BM25_DIR), text, paper_ids)
 

@@ -6,7 +6,6 @@ Embedded by default (``PersistentClient`` under ``<home>/index/chroma``); with `
 Which collection a home uses, its corpus and the files beside it (``corpus.json``, ``current.json``,
 ``<collection name>/``) are :mod:`rag.corpus_identity`'s job; ownership checks and moving to a renamed
 collection are :mod:`rag.migrate`'s; the errors for a Chroma that cannot be used, :mod:`rag.store_faults`'s.
-Their public names are importable from here too.
 
 Vectors are cosine-space and always passed in explicitly; the collection also gets our own embedding
 function (:class:`RagEmbeddingFunction`) so that Chroma never falls back to its downloading default.
@@ -36,58 +35,20 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from rag import migrate
 from rag.corpus_identity import (
-    BM25_DIR,
     CORPUS_KEY,
-    CURRENT_FILE,
-    IDENTITY_FILE,
-    MANIFEST_FILE,
-    MAX_NAME,
     PAPERS_FILE,
     SCHEMA_VERSION,
     check_current,
     collection_name,
-    corpus_collection_name,
     corpus_name,
-    generated_corpus_name,
     legacy_collection_name,
-    read_current,
-    read_identity,
     record_current,
     record_identity,
-    shape_digest,
-    valid_collection_name,
-    write_atomic,
 )
 from rag.errors import IndexMissingError, RagError
 from rag.settings import Settings
 from rag.store_faults import check_embedded, parse_url, store_fault, unreachable
 from rag.types import Chunk, Paper, fold
-
-__all__ = [
-    "BM25_DIR",
-    "CORPUS_KEY",
-    "CURRENT_FILE",
-    "IDENTITY_FILE",
-    "MANIFEST_FILE",
-    "MAX_NAME",
-    "PAPERS_FILE",
-    "SCHEMA_VERSION",
-    "RagEmbeddingFunction",
-    "Store",
-    "StoreHit",
-    "chroma_metadata",
-    "collection_name",
-    "corpus_collection_name",
-    "corpus_name",
-    "generated_corpus_name",
-    "legacy_collection_name",
-    "read_current",
-    "read_identity",
-    "record_identity",
-    "shape_digest",
-    "valid_collection_name",
-    "write_atomic",
-]
 
 
 @dataclass(frozen=True)

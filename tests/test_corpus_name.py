@@ -12,13 +12,8 @@ import pytest
 from test_index import FakeEmbedder, papers
 
 import rag.index
-from rag.errors import ConfigError, IndexError_, StoreCorruptError
-from rag.index import build_index
-from rag.settings import IndexSettings, Settings
-from rag.store import (
+from rag.corpus_identity import (
     CORPUS_KEY,
-    RagEmbeddingFunction,
-    Store,
     collection_name,
     corpus_collection_name,
     corpus_name,
@@ -28,6 +23,10 @@ from rag.store import (
     shape_digest,
     valid_collection_name,
 )
+from rag.errors import ConfigError, IndexError_, StoreCorruptError
+from rag.index import build_index
+from rag.settings import IndexSettings, Settings
+from rag.store import RagEmbeddingFunction, Store
 
 
 @pytest.fixture

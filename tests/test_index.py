@@ -13,10 +13,11 @@ import pytest
 from netutil import free_port
 
 import rag.index
+from rag.corpus_identity import collection_name
 from rag.errors import IndexMissingError, StoreCorruptError, StoreUnavailableError
 from rag.index import build_index
 from rag.settings import Settings
-from rag.store import Store, collection_name
+from rag.store import Store
 from rag.types import Paper
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from netutil import free_port, stop, wait_for_http
 
+from rag.corpus_identity import CORPUS_KEY
 from rag.index import build_index
 from rag.settings import IndexSettings, Settings
-from rag.store import CORPUS_KEY, Store
+from rag.store import Store
 from rag.types import IndexStats, Paper
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -186,8 +187,8 @@ def test_fresh_home_searches_the_servers_index_without_embedding(
 
     import rag.embed
     import rag.late
+    from rag.corpus_identity import read_identity
     from rag.retrieve import search
-    from rag.store import read_identity
 
     a, stats = indexed
     corpus = read_identity(a)["corpus"]
