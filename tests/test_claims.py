@@ -11,6 +11,7 @@ from answer_fixtures import PAPERS, PAST_TENSE, PLANTED, SAM, fake_encode, make_
 from rag import claims, llm, pipeline
 from rag.errors import LLMTimeoutError, QueryError
 from rag.llm import Completion
+from rag.settings import Settings
 from rag.types import Hits
 from rag.verdicts import parse_label
 
@@ -114,10 +115,32 @@ def test_at_most_max_papers_are_examined_and_overall_counts_them(monkeypatch: py
     assert len(model.calls) == rule.max_papers
 
 
+def test_the_default_examines_only_the_best_paper(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FakeComplete("CONTRADICT")
+    use(monkeypatch, model, make_hits([SAM, PAST_TENSE, *PAPERS], top_relevance=0.99))
+    check = claims.check_claim(SAM_CLAIM)
+    assert [v.paper.title for v in check.verdicts] == [SAM.title] and len(model.calls) == 1
+
+
+def test_a_paper_with_no_sentence_near_the_claim_gets_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """min_evidence: the best abstract sentence must reach it, else no verdict and no model call."""
+    model = FakeComplete("CONTRADICT")
+    use(monkeypatch, model, make_hits([SAM], top_relevance=0.99))
+    best = claims.candidates(claims.SupportChecker([SAM], encode=fake_encode), 0, SAM_CLAIM, 3)[2]
+    assert 0 < best < 1
+    check = claims.check_claim(SAM_CLAIM, rule=claims.Verdicts(min_evidence=best + 0.01))
+    assert check.verdicts == [] and not check.addressed and model.calls == []
+    assert "No retrieved paper" in check.overall
+    check = claims.check_claim(SAM_CLAIM, rule=claims.Verdicts(min_evidence=best - 0.01))
+    assert [v.label for v in check.verdicts] == ["CONTRADICT"] and len(model.calls) == 1
+
+
 def test_a_paper_with_planted_instructions_decides_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeComplete("SUPPORT")
     use(monkeypatch, model, make_hits([PLANTED, SAM], top_relevance=0.99))
-    check = claims.check_claim("Jailbreak benchmarks have attention sinks in 12 behaviors.")
+    check = claims.check_claim(
+        "Jailbreak benchmarks have attention sinks in 12 behaviors.", rule=claims.Verdicts(max_papers=2)
+    )
     assert [v.label for v in check.verdicts] == ["NOT_ENOUGH_INFO", "SUPPORT"]
     assert check.verdicts[0].rationale == []
     prompt = "\n".join(m["content"] for call in model.calls for m in call)
@@ -127,7 +150,7 @@ def test_a_paper_with_planted_instructions_decides_nothing(monkeypatch: pytest.M
 def test_a_failing_model_is_an_error_with_not_enough_info(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeComplete("SUPPORT", fail=LLMTimeoutError("local/x did not answer within 1 s; raise it."))
     use(monkeypatch, model, make_hits([SAM, PAST_TENSE], top_relevance=0.99))
-    check = claims.check_claim(SAM_CLAIM)
+    check = claims.check_claim(SAM_CLAIM, rule=claims.Verdicts(max_papers=2))
     assert check.error and "did not answer" in check.error
     assert [v.label for v in check.verdicts] == ["NOT_ENOUGH_INFO", "NOT_ENOUGH_INFO"]
     assert len(model.calls) == 1  # it stops after the first failure
@@ -170,7 +193,14 @@ def test_answer_routes_a_yes_no_question_to_verdicts_never_a_bare_yes(
     replies = {SAM.title: "SUPPORT", PAST_TENSE.title: "CONTRADICT"}
     use(monkeypatch, FakeComplete(lambda title: replies.get(title, "NONE")), make_hits([SAM, PAST_TENSE]))
     result = pipeline.answer("Does SAM improve generalization?")
-    assert result.kind == "claim" and [v.label for v in result.verdicts] == ["SUPPORT", "CONTRADICT"]
+    assert result.kind == "claim" and [v.label for v in result.verdicts] == ["SUPPORT"]  # the best paper only
+    assert result.text.splitlines()[0] == "Verdict per retrieved paper: 1 paper supports."
+    two = claims.answer_fields(
+        "Does SAM improve generalization?", make_hits([SAM, PAST_TENSE]), settings=Settings(), model=None,
+        encode=fake_encode, rule=claims.Verdicts(max_papers=2),
+    )
+    result = result.model_copy(update=two)
+    assert [v.label for v in result.verdicts] == ["SUPPORT", "CONTRADICT"]
     assert not result.text.lower().startswith(("yes", "no"))
     lines = result.text.splitlines()
     assert lines[0] == "Verdict per retrieved paper: 1 paper supports, 1 paper contradicts."
