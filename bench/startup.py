@@ -57,8 +57,14 @@ _SERVER_PROBE = _PROBE.format(
 )
 
 
+TREE_HOMES: dict[Path, str] = {}
+"""A data home per checkout (``--tree-home``): an older checkout may not read this one's index."""
+
+
 def _env(tree: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if tree in TREE_HOMES:
+        env["RAG_HOME"] = TREE_HOMES[tree]
     for key, value in (
         ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
         ("HF_HUB_OFFLINE", "1"),
@@ -200,9 +206,12 @@ def main() -> int:
     ap.add_argument("--what", default="search", help="Comma-separated: search, ask, ui, ask-server.")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tree", type=Path, help="Another checkout, timed in alternation.")
+    ap.add_argument("--tree-home", help="RAG_HOME for --tree (its own seeds index, built by that checkout).")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "startup.json")
     args = ap.parse_args()
     trees = {"this": ROOT, **({"other": args.tree.resolve()} if args.tree else {})}
+    if args.tree and args.tree_home:
+        TREE_HOMES[args.tree.resolve()] = args.tree_home
     results: dict[str, dict[str, dict[str, object]]] = {}
     host = host_speed()
     print(f"host: {host}", flush=True)
