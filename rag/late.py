@@ -314,8 +314,10 @@ class LateIndex:
             rows = np.concatenate([self.vectors[s:e] for _, (s, e) in chosen], dtype=np.float32)
             scale = np.concatenate([self.scales[s:e] for _, (s, e) in chosen])  # type: ignore[index]
             sim = (q @ rows.T) * scale[None, :]
-        else:  # decode the candidates' codes, then the plain dot product (an estimate of the cosine)
-            sim = q @ self.codec.decode(np.concatenate([self.vectors[s:e] for _, (s, e) in chosen])).T
+        else:  # decode the candidates' codes; the cosine with the decoded row estimates the stored one's
+            rows = self.codec.decode(np.concatenate([self.vectors[s:e] for _, (s, e) in chosen]))
+            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+            sim = q @ rows.T
         best = np.maximum.reduceat(sim, starts, axis=1)  # question pieces × papers
         values = (weights @ best) / float(weights.sum())
         return {pid: float(v) for (pid, _), v in zip(chosen, values.tolist(), strict=True)}

@@ -7,10 +7,11 @@
 corpus's mean word piece is cut into ``N`` equal slices; each slice is replaced by the id (one byte) of
 the nearest of 256 centroids that k-means (scikit-learn) fitted on that slice over a sample of the
 corpus's rows. ``N`` bytes per word piece (``pq24``: 24 bytes, 16× smaller than int8). Search decodes the
-candidates' rows — the mean plus the centroids of their codes — and takes the ordinary dot product with
-the question's unit word-piece vectors, so the score is an estimate of the cosine itself: nothing of it
-is dropped, neither the question's product with the mean nor each row's length (docs/retrieval.md
-measured both shortcuts).
+candidates' rows — the mean plus the centroids of their codes — and takes their cosine with the
+question's word-piece vectors: an estimate of the stored rows' cosine, with nothing of it dropped (not
+the question's product with the mean, as a score on centred codes would). A decoded row is shorter than
+the unit row it stands for (k-means centroids average), by more for unusual rows, so the decoded row is
+normalised first (docs/retrieval.md measured both).
 
 The codec (mean and centroids, ``codec.npz``) is fitted when ``late/`` is first written in this
 encoding and reused while the corpus grows, so stored codes stay valid.
@@ -156,18 +157,28 @@ class StoredRows:
         return self.codec.decode(rows)
 
 
-def sample_rows(sources: Sequence[StoredRows]) -> np.ndarray:
-    """Float rows of randomly chosen chunks (fixed seed), about ``SAMPLE_ROWS`` of them, to fit a codec."""
-    order = np.random.default_rng(0).permutation(len(sources))
-    picked: list[np.ndarray] = []
-    n = 0
-    for i in order.tolist():
-        if sources[i].end > sources[i].start:
-            picked.append(sources[i].floats())
-            n += len(picked[-1])
-            if n >= SAMPLE_ROWS:
-                break
-    return np.concatenate(picked) if picked else np.zeros((1, 1), np.float32)
+def sample_rows(sources: Sequence[StoredRows], size: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
+    """A uniform sample of ``size`` rows (all when there are fewer) over all sources, as float rows.
+
+    Rows, not chunks, are drawn: a sample of whole chunks covers few papers (docs/retrieval.md)."""
+    lengths = np.array([s.end - s.start for s in sources], dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros((1, 1), np.float32)
+    picks = np.sort(np.random.default_rng(seed).choice(total, min(size, total), replace=False))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    owner = np.searchsorted(offsets, picks, side="right") - 1
+    owners, firsts = np.unique(owner, return_index=True)  # picks are sorted, so each owner's are a run
+    out: list[np.ndarray] = []
+    for i, run in zip(owners.tolist(), np.split(picks, firsts[1:]), strict=True):
+        s = sources[i]
+        rows = run - offsets[i] + s.start
+        if s.scales is not None:
+            out.append(dequantise(s.data[rows], s.scales[rows]))
+        else:
+            assert s.codec is not None
+            out.append(s.codec.decode(s.data[rows]))
+    return np.concatenate(out)
 
 
 def write_rows(tmp: Path, sources: Sequence[StoredRows], pq: ProductQuantiser | None) -> int:

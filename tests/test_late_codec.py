@@ -1,5 +1,5 @@
 """The late-interaction codecs (rag.late_codec) and the stores written with them (rag.late): round-trip
-error, scores equal to decode-then-dot-product, format-1 stores read and re-coded without re-encoding."""
+error, scores equal to decode-then-cosine, format-1 stores read and re-coded without re-encoding."""
 
 from __future__ import annotations
 
@@ -119,14 +119,14 @@ def _chunks(n_papers: int) -> list[SimpleNamespace]:
 
 
 def _maxsim(rows: np.ndarray, spans: dict[str, tuple[int, int]], late: LateIndex, q_ids, q_vecs):  # type: ignore[no-untyped-def]
-    """The documented score, written out: IDF-weighted mean over question pieces of the best dot product."""
+    """The documented score, written out: IDF-weighted mean over question pieces of the best cosine."""
     keep = ~late.query_skip[q_ids]
     q = _unit(np.asarray(q_vecs, np.float32)[keep])
     w = late.idf[q_ids[keep]]
     return {pid: float(w @ (q @ rows[s:e].T).max(1) / w.sum()) for pid, (s, e) in spans.items()}
 
 
-def test_pq_store_scores_are_decode_then_dot_product(tmp_path: Path) -> None:
+def test_pq_store_scores_are_decode_then_cosine(tmp_path: Path) -> None:
     enc = _Encoder(WORDS)
     chunks = _chunks(40)
     consolidate(tmp_path, chunks, enc, "toy")
@@ -136,7 +136,7 @@ def test_pq_store_scores_are_decode_then_dot_product(tmp_path: Path) -> None:
     assert (meta["format"], meta["codec"]) == (2, "pq4") and is_current(tmp_path, len(chunks), "toy", "pq4")
     late = LateIndex(tmp_path / "late")
     assert late.codec is not None and late.scales is None and np.asarray(late.vectors).shape[1] == 4
-    decoded = late.codec.decode(np.asarray(late.vectors))
+    decoded = _unit(late.codec.decode(np.asarray(late.vectors)))  # scores are cosines of decoded rows
     q_ids, q_vecs = enc.query("w1 w7 w30 w59")
     papers = sorted(late.spans)
     got = late.scores(q_ids, q_vecs, papers)
