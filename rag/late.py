@@ -316,7 +316,7 @@ class LateIndex:
             sim = (q @ rows.T) * scale[None, :]
         else:  # decode the candidates' codes; the cosine with the decoded row estimates the stored one's
             rows = self.codec.decode(np.concatenate([self.vectors[s:e] for _, (s, e) in chosen]))
-            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+            rows /= np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), 1e-12)[:, None]
             sim = q @ rows.T
         best = np.maximum.reduceat(sim, starts, axis=1)  # question pieces × papers
         values = (weights @ best) / float(weights.sum())

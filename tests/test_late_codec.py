@@ -208,3 +208,30 @@ def test_pq_store_without_its_codec_says_run_rag_index(tmp_path: Path) -> None:
     (tmp_path / "late" / "codec.npz").unlink()
     with pytest.raises(IndexMissingError, match="rag index"):
         LateIndex(tmp_path / "late")
+
+
+def test_rag_index_re_codes_when_the_codec_setting_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_index import FakeEmbedder, papers
+
+    import rag.embed
+    import rag.index
+    from rag.index import build_index
+    from rag.store import Store
+
+    fake = FakeEmbedder()
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: fake)
+    monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: fake)
+    settings = Settings()
+    build_index(papers(6, long={1}), settings)
+    folder = Store.open(settings).folder / "late"
+    before = (fake.texts, fake.token_texts)
+    compact = Settings(index={"late_codec": "pq4"})
+    stats = build_index(papers(6, long={1}), compact)
+    assert stats.embedded == 0 and (fake.texts, fake.token_texts) == before  # re-coded, nothing encoded
+    assert json.loads((folder / "chunks.json").read_text())["codec"] == "pq4"
+    assert (folder / "codec.npz").is_file() and not (folder / "scales.npy").exists()
+    late = LateIndex(folder)
+    assert late.codec is not None and len(late) == 6
+    codes = (folder / "vectors.npy").read_bytes()
+    build_index(papers(6, long={1}), compact)  # nothing changed: the codes stay as they are
+    assert (folder / "vectors.npy").read_bytes() == codes
