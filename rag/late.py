@@ -16,10 +16,13 @@ Storage, beside the Chroma collection in ``late/`` (rebuilt by ``rag index`` whe
 vectors of chunks embedded in this run are taken from ``late.parts/``, others from the previous ``late/``
 when their content hash matches, the rest are re-encoded):
 
-* ``vectors.npy`` — int8 rows, one per kept word piece, grouped by paper (read with ``mmap``);
-* ``scales.npy`` — float32 per row: ``vector ≈ int8 row × scale`` (rows are unit vectors before quantising);
+* ``vectors.npy`` — one row per kept word piece, grouped by paper (read with ``mmap``), in the codec
+  ``settings.index.late_codec`` names (rag.late_codec): int8 rows with ``scales.npy`` (float32 per row,
+  ``vector ≈ int8 row × scale``; rows are unit vectors before quantising), or ``pqN`` codes (N bytes per
+  row) with their codebooks in ``codec.npz``;
 * ``idf.npy`` — float32 per vocabulary id; ``query_skip.npy`` — bool per vocabulary id;
-* ``chunks.json`` — format, model, and per chunk ``[chunk id, paper id, content hash, start, end]``.
+* ``chunks.json`` — format (2; format 1, int8 without a ``codec`` field, is still read), codec, model, and
+  per chunk ``[chunk id, paper id, content hash, start, end]``.
 """
 
 from __future__ import annotations
