@@ -163,7 +163,9 @@ def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8) -> b
     )
 
 
-def _old_sources(old: Path, model_id: str, codec: str) -> tuple[dict[tuple[str, str], StoredRows], Any]:
+def _old_sources(
+    old: Path, model_id: str, codec: str
+) -> tuple[dict[tuple[str, str], StoredRows], ProductQuantiser | None]:
     """The previous ``late/``'s rows by (chunk id, hash), and its product quantiser when it is ``codec``'s
     (then its codes are kept as they are); nothing when it is unreadable or of another model."""
     found: dict[tuple[str, str], StoredRows] = {}
