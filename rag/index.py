@@ -178,7 +178,9 @@ def _build(
 
     late = settings.index.late_interaction
     damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
-    late_current = late and is_current(folder, count_before, settings.index.embed_model)  # read once
+    late_current = late and is_current(
+        folder, count_before, settings.index.embed_model, settings.index.late_codec
+    )  # read once
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
     if (
@@ -301,7 +303,8 @@ def _build(
     ):
         if all_chunks is None:
             all_chunks = chunks_in_paper_order()
-        consolidate(folder, all_chunks, get_embedder(settings), settings.index.embed_model)
+        embedder = get_embedder(settings)
+        consolidate(folder, all_chunks, embedder, settings.index.embed_model, settings.index.late_codec)
     elif not late:
         shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
         shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)

@@ -117,7 +117,7 @@ def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexSt
     if (
         chunks != manifest.get("chunks")
         or not (folder / BM25_DIR).is_dir()
-        or (late and not is_current(folder, chunks, settings.index.embed_model))
+        or (late and not is_current(folder, chunks, settings.index.embed_model, settings.index.late_codec))
         or (not late and (folder / LATE_DIR).exists())
         or any(damaged(folder / part, recorded) is not None for part, recorded in _recorded(manifest, late))
     ):
@@ -158,9 +158,9 @@ def check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:
 
 
 def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
-    """Whether ``late/``'s vectors and scales still match their fingerprints (then only the small files
-    derived from the chunks need rewriting, and nothing is re-encoded)."""
-    wanted = {k: v for k, v in (recorded or {}).items() if k in ("vectors.npy", "scales.npy")}
+    """Whether ``late/``'s vectors and scales (or codec) still match their fingerprints (then only the small
+    files derived from the chunks need rewriting, and nothing is re-encoded)."""
+    wanted = {k: v for k, v in (recorded or {}).items() if k in ("vectors.npy", "scales.npy", "codec.npz")}
     return bool(wanted) and all(
         damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
     )

@@ -16,10 +16,13 @@ Storage, beside the Chroma collection in ``late/`` (rebuilt by ``rag index`` whe
 vectors of chunks embedded in this run are taken from ``late.parts/``, others from the previous ``late/``
 when their content hash matches, the rest are re-encoded):
 
-* ``vectors.npy`` — int8 rows, one per kept word piece, grouped by paper (read with ``mmap``);
-* ``scales.npy`` — float32 per row: ``vector ≈ int8 row × scale`` (rows are unit vectors before quantising);
+* ``vectors.npy`` — one row per kept word piece, grouped by paper (read with ``mmap``), in the codec
+  ``settings.index.late_codec`` names (rag.late_codec): int8 rows with ``scales.npy`` (float32 per row,
+  ``vector ≈ int8 row × scale``; rows are unit vectors before quantising), or ``pqN`` codes (N bytes per
+  row) with their codebooks in ``codec.npz``;
 * ``idf.npy`` — float32 per vocabulary id; ``query_skip.npy`` — bool per vocabulary id;
-* ``chunks.json`` — format, model, and per chunk ``[chunk id, paper id, content hash, start, end]``.
+* ``chunks.json`` — format (2; format 1, int8 without a ``codec`` field, is still read), codec, model, and
+  per chunk ``[chunk id, paper id, content hash, start, end]``.
 """
 
 from __future__ import annotations
@@ -30,20 +33,31 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from rag.errors import IndexMissingError
+from rag.late_codec import (
+    CODEC_FILE,
+    INT8,
+    ProductQuantiser,
+    StoredRows,
+    check_name,
+    quantise,
+    sample_rows,
+    slices_of,
+    write_rows,
+)
 from rag.writer_lock import settled, swap_dir
 
 log = logging.getLogger(__name__)
 
 LATE_DIR = "late"
 PARTS_DIR = "late.parts"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # format 1: int8 rows only, no "codec" field
 META_FILE = "chunks.json"
 
 STOP_WORDS = frozenset(
@@ -82,23 +96,6 @@ def skip_masks(vocab: list[str], special_ids: Iterable[int]) -> tuple[np.ndarray
         if 0 <= i < len(vocab):
             query[i] = paper[i] = True
     return query, paper
-
-
-def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows → (int8 rows, float32 scale per row) with ``int8 row × scale`` ≈ the row made unit-length.
-
-    Each row is scaled so its largest component is ±127; the scale folds in the row's norm, so nothing
-    is normalised first (one pass for the maximum, one for the norm, one to round).
-    """
-    v = np.asarray(vectors, dtype=np.float32)
-    peak = np.abs(v).max(axis=1)
-    norm = np.sqrt(np.einsum("ij,ij->i", v, v))
-    ok = (peak > 0) & (norm > 0)
-    factor = np.where(ok, 127.0 / np.where(ok, peak, 1.0), 0.0).astype(np.float32)
-    scaled = v * factor[:, None]
-    np.rint(scaled, out=scaled)
-    scale = np.where(ok, peak / (127.0 * np.where(ok, norm, 1.0)), 1.0).astype(np.float32)
-    return scaled.astype(np.int8), scale
 
 
 def _skipped(ids: np.ndarray, skip: np.ndarray) -> np.ndarray:
@@ -148,49 +145,62 @@ class PartWriter:
         tmp.rename(name)
 
 
-@dataclass
-class _Source:
-    vectors: Any
-    scales: np.ndarray
-    start: int
-    end: int
+def _codec_of(meta: dict[str, Any]) -> str | None:
+    """The codec a ``chunks.json`` was written with (format 1: int8), or None for an unknown format."""
+    if meta.get("format") not in READABLE_FORMATS:
+        return None
+    return str(meta.get("codec", INT8)) if meta.get("format") == 2 else INT8
 
 
-def is_current(folder: Path, chunks: int, model_id: str) -> bool:
-    """``late/`` exists, in this format, for this model, with this many chunks."""
+def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8) -> bool:
+    """``late/`` exists, for this model, with this many chunks, in ``codec`` (a format-1 store is int8)."""
     try:
         meta = json.loads((folder / LATE_DIR / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return (
-        meta.get("format") == FORMAT_VERSION
-        and meta.get("model") == model_id
-        and len(meta.get("chunks", ())) == chunks
+        _codec_of(meta) == codec and meta.get("model") == model_id and len(meta.get("chunks", ())) == chunks
     )
 
 
-def consolidate(folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, model_id: str) -> int:
+def _old_sources(
+    old: Path, model_id: str, codec: str
+) -> tuple[dict[tuple[str, str], StoredRows], ProductQuantiser | None]:
+    """The previous ``late/``'s rows by (chunk id, hash), and its product quantiser when it is ``codec``'s
+    (then its codes are kept as they are); nothing when it is unreadable or of another model."""
+    found: dict[tuple[str, str], StoredRows] = {}
+    try:
+        meta = json.loads((old / META_FILE).read_text(encoding="utf-8"))
+        stored = _codec_of(meta)
+        if stored is None or meta.get("model") != model_id:
+            return found, None
+        pq = None if stored == INT8 else ProductQuantiser.load(old / CODEC_FILE)
+        data = np.load(old / "vectors.npy", mmap_mode="r")
+        scales = np.load(old / "scales.npy") if pq is None else None
+        if stored != codec:
+            log.info("re-coding the stored word-piece vectors from %s to %s", stored, codec)
+        for cid, _pid, h, s, e in meta["chunks"]:
+            found[(cid, h)] = StoredRows(data, scales, int(s), int(e), pq)
+    except (OSError, ValueError, KeyError):
+        return {}, None
+    return found, (pq if stored == codec else None)
+
+
+def consolidate(
+    folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, model_id: str, codec: str = INT8
+) -> int:
     """Write ``late/`` for exactly ``chunks`` (``rag.types.Chunk`` with ``metadata['content_hash']``, each
     paper's chunks together and in order), made by the embedding model ``model_id``
-    (``settings.index.embed_model``).
+    (``settings.index.embed_model``), stored with ``codec`` (``settings.index.late_codec``: rag.late_codec).
 
     Returns how many chunks had to be re-encoded (none were in this run's parts or the previous store).
     """
+    check_name(codec)
     vocab, special = encoder.token_table()
     query_skip, paper_skip = skip_masks(vocab, special)
     ordered = list(chunks)
-    found: dict[tuple[str, str], _Source] = {}
-
     old = folder / LATE_DIR
-    try:
-        old_meta = json.loads((old / META_FILE).read_text(encoding="utf-8"))
-        if old_meta.get("format") == FORMAT_VERSION and old_meta.get("model") == model_id:
-            vecs = np.load(old / "vectors.npy", mmap_mode="r")
-            scales = np.load(old / "scales.npy")
-            for cid, _pid, h, s, e in old_meta["chunks"]:
-                found[(cid, h)] = _Source(vecs, scales, int(s), int(e))
-    except (OSError, ValueError, KeyError):
-        pass
+    found, pq = _old_sources(old, model_id, codec)
     parts = sorted(p for p in (folder / PARTS_DIR).glob("part-*") if not p.name.endswith(".tmp"))
     for part in parts:  # later parts win: a re-embedded chunk replaces the old rows
         try:
@@ -202,7 +212,7 @@ def consolidate(folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, mode
             log.warning("ignoring unreadable word-piece part %s (%s)", part, exc)
             continue
         for i, (cid, h) in enumerate(zip(ids, hashes, strict=True)):
-            found[(cid, h)] = _Source(vecs, scales, int(bounds[i]), int(bounds[i + 1]))
+            found[(cid, h)] = StoredRows(vecs, scales, int(bounds[i]), int(bounds[i + 1]))
 
     missing = [c for c in ordered if (c.id, str(c.metadata.get("content_hash", ""))) not in found]
     if missing:
@@ -214,31 +224,24 @@ def consolidate(folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, mode
             for c, (ids_, vecs_) in zip(part_chunks, toks, strict=True):
                 kept = _kept(ids_, vecs_, paper_skip)
                 q, sc = quantise(kept) if len(kept) else (np.zeros((0, 1), np.int8), np.zeros(0, np.float32))
-                found[(c.id, str(c.metadata.get("content_hash", "")))] = _Source(q, sc, 0, len(q))
+                found[(c.id, str(c.metadata.get("content_hash", "")))] = StoredRows(q, sc, 0, len(q))
 
     sources = [found[(c.id, str(c.metadata.get("content_hash", "")))] for c in ordered]
-    total = sum(s.end - s.start for s in sources)
-    dim = next((s.vectors.shape[1] for s in sources if s.end > s.start), 1)
+    if codec != INT8 and pq is None:
+        pq = ProductQuantiser.fit(sample_rows(sources), slices_of(codec))
     tmp = folder / (LATE_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    out = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.int8, shape=(total, dim))
-    out_scales = np.zeros(total, dtype=np.float32)
+    dim = write_rows(tmp, sources, pq)
     rows: list[list[Any]] = []
     at = 0
     for c, s in zip(ordered, sources, strict=True):
-        n = s.end - s.start
-        if n:
-            out[at : at + n] = s.vectors[s.start : s.end]
-            out_scales[at : at + n] = s.scales[s.start : s.end]
-        rows.append([c.id, c.paper_id, str(c.metadata.get("content_hash", "")), at, at + n])
-        at += n
-    out.flush()
-    del out
-    np.save(tmp / "scales.npy", out_scales)
+        rows.append([c.id, c.paper_id, str(c.metadata.get("content_hash", "")), at, at + s.end - s.start])
+        at += s.end - s.start
     np.save(tmp / "idf.npy", _idf(encoder, ordered, len(vocab)))
     np.save(tmp / "query_skip.npy", query_skip)
-    done = {"format": FORMAT_VERSION, "model": model_id, "dim": dim, "rows": total, "chunks": rows}
+    done = {"format": FORMAT_VERSION, "codec": codec, "model": model_id, "dim": dim, "rows": at}
+    done["chunks"] = rows
     (tmp / META_FILE).write_text(json.dumps(done), encoding="utf-8")
     swap_dir(tmp, old)  # searches in other processes keep the old folder until the new one is complete
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
@@ -268,10 +271,15 @@ class LateIndex:
     def __init__(self, folder: Path) -> None:
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"format {meta.get('format')} (expected {FORMAT_VERSION})")
+            codec = _codec_of(meta)
+            if codec is None:
+                raise ValueError(f"format {meta.get('format')} (this version reads {READABLE_FORMATS})")
             self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-            self.scales = np.load(folder / "scales.npy")
+            self.codec = None if codec == INT8 else ProductQuantiser.load(folder / CODEC_FILE)
+            self.scales = np.load(folder / "scales.npy") if self.codec is None else None
+            width = self.vectors.shape[1] if self.vectors.ndim == 2 else -1
+            if self.codec is not None and width != self.codec.books.shape[0]:
+                raise ValueError(f"{width} bytes per row, {self.codec.name} expected")
             self.idf = np.load(folder / "idf.npy")
             self.query_skip = np.load(folder / "query_skip.npy")
         except (OSError, ValueError, KeyError) as exc:
@@ -307,9 +315,14 @@ class LateIndex:
         if not chosen:
             return {}
         starts = np.cumsum([0] + [e - s for _, (s, e) in chosen[:-1]])
-        rows = np.concatenate([self.vectors[s:e] for _, (s, e) in chosen], dtype=np.float32)
-        scale = np.concatenate([self.scales[s:e] for _, (s, e) in chosen])
-        sim = (q @ rows.T) * scale[None, :]
+        if self.codec is None:
+            rows = np.concatenate([self.vectors[s:e] for _, (s, e) in chosen], dtype=np.float32)
+            scale = np.concatenate([self.scales[s:e] for _, (s, e) in chosen])  # type: ignore[index]
+            sim = (q @ rows.T) * scale[None, :]
+        else:  # decode the candidates' codes; the cosine with the decoded row estimates the stored one's
+            rows = self.codec.decode(np.concatenate([self.vectors[s:e] for _, (s, e) in chosen]))
+            rows /= np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), 1e-12)[:, None]
+            sim = q @ rows.T
         best = np.maximum.reduceat(sim, starts, axis=1)  # question pieces × papers
         values = (weights @ best) / float(weights.sum())
         return {pid: float(v) for (pid, _), v in zip(chosen, values.tolist(), strict=True)}

@@ -96,6 +96,13 @@ class IndexSettings(_Section):
         "collection) so search can score candidates by MaxSim (rag.late); False saves the disk space "
         "(dimension + 4 bytes per kept word piece) and search fuses dense + BM25 only.",
     )
+    late_codec: str = Field(
+        "int8",
+        pattern=r"^(int8|pq[1-9][0-9]{0,3})$",  # rag.late_codec.check_name
+        description="How late/ stores each word piece (rag.late_codec): int8 (dimension + 4 bytes) or pqN "
+        "(product quantisation, N bytes, e.g. pq24: 16x smaller; docs/retrieval.md measures both). A store "
+        "in another codec is re-coded by the next `rag index` without re-embedding.",
+    )
 
     @field_validator("device")
     @classmethod
