@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -119,11 +120,33 @@ class StandInEmbedder:
 
 # ------------------------------------------------------------------------------------- the workers
 class Clock:
-    """Seconds spent inside named functions (patched in place; a name that is gone is skipped)."""
+    """Seconds spent inside named functions (patched in place; a name that is gone is skipped), and with
+    ``sample_rss()`` running, the highest resident set size seen while each was running (the innermost)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.cpu: dict[str, float] = {}  # process CPU seconds (all threads): less moved by a loaded machine
+        self.active: list[str] = []
+        self.rss_mb: dict[str, dict[str, float]] = {}
+
+    def sample_rss(self, every: float = 0.05) -> threading.Event:
+        """Sample the resident set in a thread every ``every`` seconds, until the returned event is set:
+        its anonymous part (heap: what must fit in memory) and its file-backed part (memory-mapped files,
+        e.g. ``late/`` being read and written, which the kernel can write back and drop), in MB."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(every):
+                lines = Path("/proc/self/status").read_text().splitlines()
+                fields = dict(line.split(":", 1) for line in lines if ":" in line)
+                label = self.active[-1] if self.active else "other"
+                for key, name in (("RssAnon", "anon"), ("RssFile", "file")):
+                    mb = int(fields.get(key, "0 kB").split()[0]) / 1024
+                    peaks = self.rss_mb.setdefault(name, {})
+                    peaks[label] = max(peaks.get(label, 0.0), mb)
+
+        threading.Thread(target=run, daemon=True).start()
+        return stop
 
     def wrap(self, owner: Any, name: str, label: str) -> None:
         fn = getattr(owner, name, None)
@@ -132,9 +155,11 @@ class Clock:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             t, c = time.perf_counter(), time.process_time()
+            self.active.append(label)
             try:
                 return fn(*args, **kwargs)
             finally:
+                self.active.pop()
                 self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t
                 self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - c
 
@@ -173,9 +198,11 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
     ]:
         clock.wrap(owner, name, label)
     settings = Settings(home=Path(spec["home"]))
+    sampling = clock.sample_rss()
     t, c = time.perf_counter(), time.process_time()
     stats = rag.index.build_index([Path(p) for p in spec["sources"]], settings)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
+    sampling.set()
     encoder = clock.seconds.pop("encoder", 0.0)
     encoder_cpu = clock.cpu.pop("encoder", 0.0)
     return {
@@ -191,6 +218,9 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
         "embedded": stats.embedded,
         "unchanged": stats.unchanged,
         "peak_rss_mb": round(peak_rss_mb()),
+        "peak_rss_mb_by_step": {
+            kind: {k: round(v) for k, v in sorted(peaks.items())} for kind, peaks in clock.rss_mb.items()
+        },
     }
 
 
