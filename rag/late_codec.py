@@ -150,10 +150,12 @@ class StoredRows:
     end: int
     codec: ProductQuantiser | None = None
 
-    def floats(self) -> np.ndarray:
-        rows = self.data[self.start : self.end]
+    def floats(self, at: np.ndarray | None = None) -> np.ndarray:
+        """The chunk's rows as float32 rows; with ``at``, only the rows at those positions of ``data``."""
+        where: Any = slice(self.start, self.end) if at is None else at
+        rows = self.data[where]
         if self.scales is not None:
-            return dequantise(rows, self.scales[self.start : self.end])
+            return dequantise(rows, self.scales[where])
         assert self.codec is not None
         return self.codec.decode(rows)
 
@@ -172,13 +174,7 @@ def sample_rows(sources: Sequence[StoredRows], size: int = SAMPLE_ROWS, seed: in
     owners, firsts = np.unique(owner, return_index=True)  # picks are sorted, so each owner's are a run
     out: list[np.ndarray] = []
     for i, run in zip(owners.tolist(), np.split(picks, firsts[1:]), strict=True):
-        s = sources[i]
-        rows = run - offsets[i] + s.start
-        if s.scales is not None:
-            out.append(dequantise(s.data[rows], s.scales[rows]))
-        else:
-            assert s.codec is not None
-            out.append(s.codec.decode(s.data[rows]))
+        out.append(sources[i].floats(run - offsets[i] + sources[i].start))
     return np.concatenate(out)
 
 
