@@ -63,22 +63,25 @@ def open_binary(path: Path, *, threaded: bool = True) -> IO[bytes]:
 def binary_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """``(line number, bytes)`` for each line of the file (gzip or plain), streamed in constant memory, a
     leading UTF-8 byte-order mark dropped. A gzip file cut short or damaged part-way gives every line before
-    the damage that the stdlib's reader can give, then raises one of `DAMAGED`."""
+    the damage that the stdlib's reader can give, then raises one of `DAMAGED`: ISA-L's threaded reader
+    drops the whole block that holds the damage, so that (rare) error path reads the file again with the
+    stdlib's reader, which stops closer to it, and gives the lines not given yet."""
     done = 0
-    try:
-        with open_binary(path) as fh:
-            for raw in fh:
-                done += 1
-                yield done, raw[3:] if done == 1 and raw.startswith(codecs.BOM_UTF8) else raw
-        return
-    except DAMAGED:
-        pass
-    # ISA-L's threaded reader drops the whole block that holds the damage: the rare error path reads the
-    # file again with the stdlib's reader, which stops closer to it, and gives the lines not given yet.
-    with open_binary(path, threaded=False) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno > done:
-                yield lineno, raw[3:] if lineno == 1 and raw.startswith(codecs.BOM_UTF8) else raw
+    for threaded in (True, False):
+        try:
+            with open_binary(path, threaded=threaded) as fh:
+                for lineno, raw in enumerate(fh, start=1):
+                    if lineno > done:
+                        done = lineno
+                        yield lineno, raw[3:] if lineno == 1 and raw.startswith(codecs.BOM_UTF8) else raw
+            return
+        except DAMAGED:
+            if not threaded:
+                raise
+
+
+def _damaged(path: Path, exc: Exception) -> SourceError:
+    return SourceError(path, f"is a damaged gzip file ({exc}); download or export it again.")
 
 
 def read_head(path: Path, size: int = HEAD_BYTES) -> str:
@@ -88,7 +91,7 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> str:
         with open_binary(path, threaded=False) as fh:
             data = fh.read(size)
     except DAMAGED as exc:
-        raise SourceError(path, f"is a damaged gzip file ({exc}); download or export it again.") from exc
+        raise _damaged(path, exc) from exc
     except OSError as exc:
         raise SourceError(path, f"cannot be read ({exc}); check the path and permissions.") from exc
     text = data.decode("utf-8", errors="replace")
@@ -113,7 +116,7 @@ def read_document(path: Path) -> str:
         with open_binary(path) as fh:
             data = fh.read()
     except DAMAGED as exc:
-        raise SourceError(path, f"is a damaged gzip file ({exc}); download or export it again.") from exc
+        raise _damaged(path, exc) from exc
     if not data.strip():
         raise EmptySourceError(path, "the file is empty.")
     try:
