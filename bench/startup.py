@@ -168,7 +168,7 @@ def run_ui(tree: Path) -> tuple[float, float]:
 
 
 _HOST_PROBE = """
-import glob, json, platform, time
+import json, time
 t = time.perf_counter(); sum(i * i for i in range(3_000_000)); loop = time.perf_counter() - t
 from rag.models import model_path
 import llama_cpp
