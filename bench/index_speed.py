@@ -101,7 +101,7 @@ def full_size_pass(corpus: Path) -> dict[str, float]:
     try:
         stats, wall, _ = timed(lambda: build_index([corpus], settings))
         vectors = HashEmbedder()
-        texts = [c.text for c in rag.index.Store.open(settings).all_chunks()]
+        texts = [c.text for c in rag.index.indexed_chunks(settings)]
         def stand_in() -> None:  # the stand-in's own cost, batch by batch as build_index calls it
             for i in range(0, len(texts), rag.index.WRITE_BATCH):
                 vectors.encode_with_tokens(texts[i : i + rag.index.WRITE_BATCH])
@@ -135,7 +135,7 @@ def main() -> int:
 
     from rag.corpus import load_corpus
     from rag.embed import get_embedder
-    from rag.index import build_index
+    from rag.index import build_index, indexed_chunks
     from rag.store import Store
 
     load_before = os.getloadavg()
@@ -171,7 +171,7 @@ def main() -> int:
     print(f"no-op re-index: {noop_wall:.2f} s (embedded {noop.embedded})", flush=True)
 
     store = Store.open(settings)
-    chunks = store.all_chunks()
+    chunks = indexed_chunks(settings)
     texts = [c.text for c in chunks]
     model = embedder.model
     bare, bare_wall, bare_cpu = timed(

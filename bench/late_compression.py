@@ -73,6 +73,7 @@ def main() -> int:
     from retrieval_scifact import load_split
 
     from rag.embed import get_embedder
+    from rag.index import indexed_chunks
     from rag.late import LATE_DIR, consolidate
     from rag.settings import Settings
     from rag.store import Store
@@ -86,7 +87,7 @@ def main() -> int:
             raise SystemExit(f"{late} is {meta['codec']}: start from a home with int8 rows")
         shutil.copytree(late, kept)
     order = {row[0]: i for i, row in enumerate(json.loads((kept / "chunks.json").read_text())["chunks"])}
-    chunks = sorted(store.all_chunks(), key=lambda c: order.get(c.id, len(order)))  # the stored layout
+    chunks = sorted(indexed_chunks(settings), key=lambda c: order.get(c.id, len(order)))  # the stored layout
     papers = len({c.paper_id for c in chunks})
     embedder = get_embedder(settings)
     queries, qrels = load_split(args.split)

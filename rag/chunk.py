@@ -15,8 +15,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rag.types import Chunk, Paper, fold
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 CountTokens = Callable[[list[str]], list[int]]
 """Word pieces per text, special tokens included (``rag.embed.Tokenizer.count``)."""
@@ -215,3 +219,22 @@ def chunk_papers(
             chunks.append(Chunk(id=f"{paper.id}#{n}", paper_id=paper.id, n=n, text=text, metadata=chunk_meta))
         out.append(chunks)
     return out
+
+
+def chunk_with_settings(
+    papers: Sequence[Paper], settings: Settings, hashes: Sequence[str | None] | None = None
+) -> list[list[Chunk]]:
+    """Chunks of each paper as the index of ``settings`` makes them (its embedding model's tokenizer, its
+    chunk sizes). A chunk's text is a function of its paper and these settings, so the index keeps no copy:
+    ``rag index`` and search re-make the texts they need from the paper records."""
+    from rag.embed import get_tokenizer
+
+    tokenizer = get_tokenizer(settings)
+    return chunk_papers(
+        papers,
+        tokenizer.count,
+        max_tokens=min(settings.index.chunk_max_tokens, tokenizer.max_seq_length),
+        overlap=settings.index.chunk_overlap_sentences,
+        max_sentences=settings.index.chunk_max_sentences,
+        hashes=hashes,
+    )

@@ -17,7 +17,9 @@ A paper's content hash (:func:`content_hash`) covers only what shapes its chunk 
 title, abstract and authors — not where the paper was read from. Moving or renaming a corpus folder, or
 changing a paper's other metadata (year, kind, source file, …), re-embeds nothing: the chunks' metadata is
 updated in place. Chunks stored under another hash (an older formula, or a paper whose folder moved when
-that formula still covered it) keep their vectors when their stored texts equal the new chunk texts.
+that formula still covered it) keep their vectors when their stored texts equal the new chunk texts (only
+collections written before chunk texts left Chroma hold any; chunk texts are re-made from the papers,
+:func:`rag.chunk.chunk_with_settings`).
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunk import chunk_metadata, chunk_papers
+from rag.chunk import chunk_metadata, chunk_with_settings
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, write_atomic
-from rag.embed import get_embedder, get_tokenizer
+from rag.embed import get_embedder
 from rag.errors import IndexError_
 from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, source_stamp
 from rag.index_reconcile import is_complete, rekey_late, same_texts, update_metadata, wanted_metadata
@@ -207,17 +209,11 @@ def _build(
     # Chunk the papers whose stored chunks lack their content hash. Those whose stored chunks have the
     # same texts (a hash from an older formula, or from before their folder moved) keep their vectors.
     grouped: list[list[Chunk]] = []
+    made: dict[str, list[Chunk]] = {}  # paper id → its chunks, for the papers chunked in this run
     rekeyed: dict[str, tuple[str, str]] = {}
     if todo:
-        tokenizer = get_tokenizer(settings)
-        grouped = chunk_papers(
-            todo,
-            tokenizer.count,
-            max_tokens=min(settings.index.chunk_max_tokens, tokenizer.max_seq_length),
-            overlap=settings.index.chunk_overlap_sentences,
-            max_sentences=settings.index.chunk_max_sentences,
-            hashes=[hashes[p.id] for p in todo],
-        )
+        grouped = chunk_with_settings(todo, settings, [hashes[p.id] for p in todo])
+        made.update((p.id, g) for p, g in zip(todo, grouped, strict=True))
         same = same_texts(store, todo, grouped, by_paper)
         for pid in same:
             for cid, meta in by_paper[pid].items():
@@ -268,6 +264,10 @@ def _build(
                     parts.add([c.id for c in part], part_hashes, tokens)
                 else:
                     vectors = embedder.encode(texts)
+                # Chroma keeps a stored text through an upsert without one: a re-embedded chunk of a collection
+                # from before chunk texts left Chroma is deleted first, so no old text sits beside a new
+                # vector (same_texts trusts the texts Chroma holds).
+                store.delete([c.id for c in part if c.id in by_paper.get(c.paper_id, {})])
                 store.upsert(part, vectors)
                 bar.update(len(part))
         finally:
@@ -281,11 +281,10 @@ def _build(
 
     # BM25 beside the collection, rebuilt only when the chunk set changed.
     folder.mkdir(parents=True, exist_ok=True)
-    rank = {p.id: i for i, p in enumerate(papers)}
     all_chunks: list[Chunk] | None = None
 
-    def chunks_in_paper_order() -> list[Chunk]:  # read once, for BM25 and for the word pieces
-        return sorted(store.all_chunks(), key=lambda c: (rank.get(c.paper_id, len(rank)), c.paper_id, c.n))
+    def chunks_in_paper_order() -> list[Chunk]:  # made once, for BM25 and for the word pieces
+        return _all_chunks(papers, hashes, made, settings)
 
     if changed or not bm25.is_dir() or old_manifest.get("signature") != signature or BM25_DIR in damage:
         from rag.lexical import build_lexical_index
@@ -362,6 +361,30 @@ def _build(
         fetched=fetched.bytes if fetched else 0,
         published=published.bytes if published else 0,
     )
+
+
+def indexed_chunks(settings: Settings | None = None) -> list[Chunk]:
+    """Every chunk of the home's index, in index order, its text re-made from the paper records beside the
+    collection (what BM25 and ``late/`` were built from)."""
+    settings = settings or Settings()
+    papers = list(Store.open(settings).papers().values())
+    return _all_chunks(papers, {p.id: content_hash(p) for p in papers}, {}, settings)
+
+
+def _all_chunks(
+    papers: list[Paper], hashes: dict[str, str], made: dict[str, list[Chunk]], settings: Settings
+) -> list[Chunk]:
+    """Every paper's chunks, in paper order: those chunked in this run as they are, the others re-made from
+    their records (Chroma keeps no chunk texts; a chunk's text is a function of its paper and the
+    settings, rag.chunk.chunk_with_settings)."""
+    rest = [p for p in papers if p.id not in made]
+    for start in range(0, len(rest), 2000):  # batches bound the tokenizer's memory
+        part = rest[start : start + 2000]
+        for paper, group in zip(
+            part, chunk_with_settings(part, settings, [hashes[p.id] for p in part]), strict=True
+        ):
+            made[paper.id] = group
+    return [c for p in papers for c in made[p.id]]
 
 
 def _warn_foreign(removed: list[str], old_manifest: dict[str, Any], store: Store) -> None:

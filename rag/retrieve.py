@@ -247,7 +247,7 @@ def search(
             )
         )
     # texts for the hits shown, and for the reranker's head when one is set
-    hits = _with_texts(index, hits, max(k, rs.rerank_depth) if rs.rerank_model else k)
+    hits = _with_texts(hits, max(k, rs.rerank_depth) if rs.rerank_model else k, settings)
     hits = _rerank(hits, parsed.text, settings)[:k]
 
     note: str | None = None
@@ -295,19 +295,31 @@ def _coverage(index: _Index, text: str, paper_ids: list[str]) -> dict[str, float
     return term_coverage(get_lexical_index(index.folder / BM25_DIR), text, paper_ids)
 
 
-def _with_texts(index: _Index, hits: list[Hit], n: int) -> list[Hit]:
-    """The first ``n`` hits with their best chunk's text (read from the store in one call; dense queries
-    return ids and distances only)."""
-    missing = [h.chunk_id for h in hits[:n] if h.chunk_id and not h.text]
+def _with_texts(hits: list[Hit], n: int, settings: Settings) -> list[Hit]:
+    """The first ``n`` hits with their best chunk's text, re-made from their papers (Chroma keeps no chunk
+    texts; dense queries return ids and distances only). Without the tokenizer, the paper's text."""
+    missing = {h.paper.id: h.paper for h in hits[:n] if h.chunk_id and not h.text}
     if not missing:
         return hits
-    texts = index.store.texts(missing)
+    texts = _chunk_texts(list(missing.values()), settings)
     return [
         h.model_copy(update={"text": texts.get(h.chunk_id) or _paper_text(h.paper)})
         if i < n and h.chunk_id and not h.text
         else h
         for i, h in enumerate(hits)
     ]
+
+
+def _chunk_texts(papers: list[Paper], settings: Settings) -> dict[str, str]:
+    from rag.chunk import chunk_with_settings
+    from rag.errors import EmbeddingModelError
+
+    try:
+        grouped = chunk_with_settings(papers, settings)
+    except (EmbeddingModelError, OSError) as exc:
+        log.warning("showing whole abstracts: the chunk texts need the embedding model's tokenizer (%s)", exc)
+        return {}
+    return {c.id: c.text for group in grouped for c in group}
 
 
 def _paper_text(paper: Paper) -> str:

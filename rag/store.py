@@ -7,6 +7,13 @@ Which collection a home uses, its corpus and the files beside it (``corpus.json`
 ``<collection name>/``) are :mod:`rag.corpus_identity`'s job; ownership checks and moving to a renamed
 collection are :mod:`rag.migrate`'s; the errors for a Chroma that cannot be used, :mod:`rag.store_faults`'s.
 
+The collection holds vectors and metadata, not chunk texts: a chunk's text is a function of its paper (in
+``papers.jsonl`` beside the collection) and the chunk settings that name the collection, so search and
+``rag index`` re-make the texts they need (:func:`rag.chunk.chunk_with_settings`). Stored texts cost Chroma
+about three times the bytes of the vectors (its SQLite keeps each text, a string index over it and a
+trigram full-text index nobody queries; docs/scale.md). Collections written before keep their texts, which
+:meth:`Store.texts` still reads for the reconciling step that needs them.
+
 Vectors are cosine-space and always passed in explicitly; the collection also gets our own embedding
 function (:class:`RagEmbeddingFunction`) so that Chroma never falls back to its downloading default.
 
@@ -248,7 +255,9 @@ class Store:
         ]
 
     def texts(self, chunk_ids: list[str]) -> dict[str, str]:
-        """Chunk id → chunk text, for the ids that exist."""
+        """Chunk id → the chunk text Chroma holds, for the ids that exist: only collections written before
+        chunk texts left Chroma hold any ("" otherwise; search and ``rag index`` re-make a chunk's text
+        from its paper, rag.chunk.chunk_with_settings)."""
         if not chunk_ids:
             return {}
         with self._guard():
@@ -294,25 +303,6 @@ class Store:
                     out[cid] = dict(meta or {})
         return out
 
-    def all_chunks(self) -> list[Chunk]:
-        """Every chunk with its text and metadata, read back from the collection."""
-        chunks: list[Chunk] = []
-        with self._guard():
-            for got in self._pages(["documents", "metadatas"]):
-                ids = got["ids"]
-                for cid, doc, meta in zip(ids, got["documents"] or [], got["metadatas"] or [], strict=True):
-                    meta = {k: v for k, v in (meta or {}).items() if not isinstance(v, list)}
-                    chunks.append(
-                        Chunk(
-                            id=cid,
-                            paper_id=str(meta.get("paper_id", cid.rsplit("#", 1)[0])),
-                            n=int(meta.get("n", cid.rsplit("#", 1)[-1])),
-                            text=doc or "",
-                            metadata=meta,
-                        )
-                    )
-        return chunks
-
     def _pages(self, include: list[Any]) -> Iterator[dict[str, Any]]:
         """The collection's chunks, one ``collection.get`` page at a time."""
         page = max(1000, min(self.max_batch_size(), 20000))
@@ -336,7 +326,6 @@ class Store:
                 self.collection.upsert(
                     ids=[c.id for c in part],
                     embeddings=np.asarray(embeddings[start : start + step], dtype=np.float32),
-                    documents=[c.text for c in part],
                     metadatas=[chroma_metadata(c.metadata) for c in part],
                 )
 

@@ -13,9 +13,10 @@ import pytest
 from netutil import free_port
 
 import rag.index
+from rag.chunk import chunk_with_settings
 from rag.corpus_identity import collection_name
 from rag.errors import IndexMissingError, StoreCorruptError, StoreUnavailableError
-from rag.index import build_index
+from rag.index import build_index, indexed_chunks
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Paper
@@ -97,6 +98,11 @@ def papers(n: int, *, long: set[int] | None = None) -> list[Paper]:
     return out
 
 
+def vectors_by_id(settings: Settings, ids: list[str]) -> dict[str, np.ndarray]:
+    got = Store.open(settings).collection.get(ids=ids, include=["embeddings"])
+    return dict(zip(got["ids"], got["embeddings"], strict=True))
+
+
 def stored_ids(settings: Settings) -> list[str]:
     store = Store.open(settings)
     return sorted(store.chunk_states())
@@ -132,8 +138,11 @@ def test_changed_and_removed_papers(fake: FakeEmbedder) -> None:
     assert ids == ["p0#0", "p1#0", "p2#0", "p5#0"]  # p3 gone, p1's extra chunks gone
     store = Store.open(settings)
     assert store.count() == 4
-    got = store.collection.get(ids=["p1#0"], include=["documents"])
-    assert "single short sentence" in got["documents"][0]
+    got = store.collection.get(ids=["p1#0"], include=["documents", "embeddings"])
+    assert got["documents"] == [None]  # Chroma keeps vectors and metadata; texts are re-made from papers
+    (chunk,) = chunk_with_settings([changed], settings)[0]
+    assert "single short sentence" in chunk.text
+    assert np.allclose(got["embeddings"][0], fake.encode([chunk.text])[0], atol=1e-6)
     assert set(store.papers()) == {"p0", "p1", "p2", "p5"}
     assert store.papers()["p1"].abstract == "Now a single short sentence."
     manifest = json.loads((store.folder / "manifest.json").read_text())
@@ -171,7 +180,7 @@ def test_killed_change_then_reverted_corpus_is_repaired(monkeypatch: pytest.Monk
     corpus = papers(3)
     build_index(corpus, settings)
     ids = ["p1#0", "p2#0"]
-    original = Store.open(settings).collection.get(ids=ids, include=["embeddings"])["embeddings"]
+    original = vectors_by_id(settings, ids)
     changed = [corpus[0]] + [p.model_copy(update={"abstract": f"New words for {p.id}."}) for p in corpus[1:]]
     monkeypatch.setattr(rag.index, "WRITE_BATCH", 1)
     dying = FakeEmbedder(fail_after=1)  # writes one changed paper, then dies
@@ -181,8 +190,8 @@ def test_killed_change_then_reverted_corpus_is_repaired(monkeypatch: pytest.Monk
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
     stats = build_index(corpus, settings)  # back to the original papers
     assert (stats.embedded, stats.unchanged) == (1, 2)
-    now = Store.open(settings).collection.get(ids=ids, include=["embeddings"])["embeddings"]
-    assert np.allclose(now, original, atol=1e-6)
+    now = vectors_by_id(settings, ids)  # (Chroma returns ids in its own order)
+    assert all(np.allclose(now[i], original[i], atol=1e-6) for i in ids)
 
 
 def assert_late_matches(settings: Settings, embedder: FakeEmbedder) -> None:
@@ -191,7 +200,8 @@ def assert_late_matches(settings: Settings, embedder: FakeEmbedder) -> None:
     from rag.late import LATE_DIR, PARTS_DIR
 
     store = Store.open(settings)
-    chunks = {c.id: c for c in store.all_chunks()}
+    chunks = {c.id: c for c in indexed_chunks(settings)}
+    assert sorted(chunks) == stored_ids(settings)
     folder = store.folder / LATE_DIR
     meta = json.loads((folder / "chunks.json").read_text())
     assert sorted(row[0] for row in meta["chunks"]) == sorted(chunks)
@@ -350,15 +360,18 @@ def test_seed_index(seeded) -> None:  # type: ignore[no-untyped-def]
     assert store.count() == stats.chunks and stats.collection == store.collection_name
     assert set(store.papers()) == {p.id for p in corpus}
     got = store.collection.get(include=["documents", "metadatas"])
+    assert set(got["documents"]) == {None}  # no chunk texts in Chroma: re-made from the papers
+    texts = {c.id: c.text for group in chunk_with_settings(corpus, settings) for c in group}
+    assert set(texts) == set(got["ids"])
     by_paper: dict[str, list[str]] = {}
-    for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+    for cid, meta in zip(got["ids"], got["metadatas"], strict=True):
         pid, n = cid.rsplit("#", 1)
         by_paper.setdefault(pid, []).append(n)
         assert meta["paper_id"] == pid and meta["n"] == int(n)
         assert "year" not in meta or isinstance(meta["year"], int)
-        assert doc.startswith(meta["title"].split()[0])
+        assert texts[cid].startswith(meta["title"].split()[0])
     assert set(by_paper) == {p.id for p in corpus}
-    counts = get_tokenizer(settings).count(got["documents"])
+    counts = get_tokenizer(settings).count(list(texts.values()))
     assert max(counts) <= settings.index.chunk_max_tokens
     title_only = [p for p in corpus if not p.has_abstract]
     for paper in title_only:
@@ -434,8 +447,9 @@ def test_sentence_level_chunks_from_the_environment(
     assert collection_name(settings) != default_name
     stats = build_index(papers(3), settings)
     assert stats.chunks == 6  # two sentences per paper
-    got = Store.open(settings).collection.get(ids=["p1#0", "p1#1"], include=["documents"])
-    assert got["documents"] == [f"Title 1\n\nPaper 1 finding {j} is described here." for j in (0, 1)]
+    assert Store.open(settings).count() == 6
+    texts = [c.text for c in chunk_with_settings(papers(3), settings)[1]]
+    assert texts == [f"Title 1\n\nPaper 1 finding {j} is described here." for j in (0, 1)]
 
 
 # ------------------------------------------------------------------ content hashes: location-free
@@ -529,8 +543,19 @@ def legacy_formula(monkeypatch: pytest.MonkeyPatch) -> None:
         text = "\n".join(f"{p.id}\t{hashes[p.id]}" for p in sorted(papers_, key=lambda p: p.id))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
+    def upsert_with_texts(self: Store, chunks: list, embeddings: np.ndarray) -> None:  # type: ignore[type-arg]
+        from rag.store import chroma_metadata
+
+        self.collection.upsert(  # that code also kept each chunk's text in Chroma
+            ids=[c.id for c in chunks],
+            embeddings=np.asarray(embeddings, dtype=np.float32),
+            documents=[c.text for c in chunks],
+            metadatas=[chroma_metadata(c.metadata) for c in chunks],
+        )
+
     monkeypatch.setattr(rag.index, "content_hash", paper_hash)
     monkeypatch.setattr(rag.index, "_signature", signature)
+    monkeypatch.setattr(Store, "upsert", upsert_with_texts)
 
 
 def test_an_index_built_with_the_old_hash_formula_re_embeds_nothing(
@@ -541,11 +566,11 @@ def test_an_index_built_with_the_old_hash_formula_re_embeds_nothing(
     with monkeypatch.context() as m:
         legacy_formula(m)
         first = build_index(corpus, settings)
-    old = {c.id: c.metadata["content_hash"] for c in Store.open(settings).all_chunks()}
+    old = {cid: meta["content_hash"] for cid, meta in Store.open(settings).chunk_states().items()}
     no_embedder(monkeypatch)
     stats = build_index(corpus, settings)
     assert (stats.embedded, stats.unchanged, stats.chunks) == (0, 5, first.chunks)
-    chunks = Store.open(settings).all_chunks()
+    chunks = indexed_chunks(settings)
     by_id = {p.id: p for p in corpus}
     assert all(c.metadata["content_hash"] == rag.index.content_hash(by_id[c.paper_id]) for c in chunks)
     assert all(c.metadata["content_hash"] != old[c.id] for c in chunks)
