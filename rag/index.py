@@ -264,9 +264,9 @@ def _build(
                     parts.add([c.id for c in part], part_hashes, tokens)
                 else:
                     vectors = embedder.encode(texts)
-                # Chroma keeps a stored text through an upsert without one: a re-embedded chunk of a collection
-                # from before chunk texts left Chroma is deleted first, so no old text sits beside a new
-                # vector (same_texts trusts the texts Chroma holds).
+                # Chroma keeps a stored text through an upsert without one: a re-embedded chunk of a
+                # collection from before chunk texts left Chroma is deleted first, so no old text sits
+                # beside a new vector (same_texts trusts the texts Chroma holds).
                 store.delete([c.id for c in part if c.id in by_paper.get(c.paper_id, {})])
                 store.upsert(part, vectors)
                 bar.update(len(part))

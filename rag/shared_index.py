@@ -1,8 +1,8 @@
 """One index shared through the Chroma server: the files beside a collection, published to the server.
 
 With ``RAG_CHROMA_URL`` the vectors and chunk metadata live in the corpus's collection on the server (chunk
-texts are re-made from ``papers.jsonl``); search also needs the files ``rag index`` writes beside it (``papers.jsonl``, ``bm25/``, ``late/``'s
-word-piece vectors, ``manifest.json``). ``rag index`` publishes those files to a companion collection on the
+texts are re-made from ``papers.jsonl``); search also needs the files ``rag index`` writes beside it
+(``papers.jsonl``, ``bm25/``, ``late/``'s word-piece vectors, ``manifest.json``). ``rag index`` publishes those files to a companion collection on the
 same server (:func:`publish`); any home with the same ``RAG_CHROMA_URL`` and corpus name fetches them when it
 opens the index for searching, or at the start of its own ``rag index`` (:func:`fetch`), so a fresh home
 searches — same hits as the home that indexed — without embedding anything.
