@@ -2,10 +2,11 @@
 
 With ``RAG_CHROMA_URL`` the vectors and chunk metadata live in the corpus's collection on the server (chunk
 texts are re-made from ``papers.jsonl``); search also needs the files ``rag index`` writes beside it
-(``papers.jsonl``, ``bm25/``, ``late/``'s word-piece vectors, ``manifest.json``). ``rag index`` publishes those files to a companion collection on the
-same server (:func:`publish`); any home with the same ``RAG_CHROMA_URL`` and corpus name fetches them when it
-opens the index for searching, or at the start of its own ``rag index`` (:func:`fetch`), so a fresh home
-searches — same hits as the home that indexed — without embedding anything.
+(``papers.jsonl``, ``bm25/``, ``late/``'s word-piece vectors, ``manifest.json``). ``rag index`` publishes
+those files to a companion collection on the same server (:func:`publish`); any home with the same
+``RAG_CHROMA_URL`` and corpus name fetches them when it opens the index for searching, or at the start of its
+own ``rag index`` (:func:`fetch`), so a fresh home searches — same hits as the home that indexed — without
+embedding anything.
 
 The companion collection (``<collection>.files``, see :func:`files_collection_name`) holds content-addressed
 pieces of the files: each file is cut into pieces of :data:`PIECE_BYTES`; a piece's id is a hash of its bytes
