@@ -188,12 +188,11 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
     _install_embedder(spec["embedder"], clock)
     for owner, name, label in [
         (rag.index, "_load_papers", "parse"),
-        (rag.index, "chunk_papers", "chunk"),
+        (rag.index, "chunk_with_settings", "chunk"),
         (rag.index, "consolidate", "late store"),
         (rag.lexical, "build_lexical_index", "bm25"),
         (rag.store.Store, "upsert", "chroma upsert"),
         (rag.store.Store, "chunk_states", "chroma read states"),
-        (rag.store.Store, "all_chunks", "chroma read chunks"),
         (rag.store.Store, "delete", "chroma delete"),
     ]:
         clock.wrap(owner, name, label)
