@@ -181,7 +181,7 @@ def _build(
     late = settings.index.late_interaction
     damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
     late_current = late and is_current(
-        folder, count_before, settings.index.embed_model, settings.index.late_codec
+        folder, count_before, settings.index.embed_model, settings.index.late_codec, settings.index.late_merge
     )  # read once
     # Fast path: the last run finished (its manifest exists; any run that writes vectors removes it
     # first), these are the same papers, and the collection holds as many chunks as it then wrote.
@@ -303,7 +303,14 @@ def _build(
         if all_chunks is None:
             all_chunks = chunks_in_paper_order()
         embedder = get_embedder(settings)
-        consolidate(folder, all_chunks, embedder, settings.index.embed_model, settings.index.late_codec)
+        consolidate(
+            folder,
+            all_chunks,
+            embedder,
+            settings.index.embed_model,
+            settings.index.late_codec,
+            settings.index.late_merge,
+        )
     elif not late:
         shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
         shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)

@@ -117,7 +117,7 @@ def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexSt
     if (
         chunks != manifest.get("chunks")
         or not (folder / BM25_DIR).is_dir()
-        or (late and not is_current(folder, chunks, settings.index.embed_model, settings.index.late_codec))
+        or (late and not is_current(folder, chunks, settings.index.embed_model, *_late_layout(settings)))
         or (not late and (folder / LATE_DIR).exists())
         or any(damaged(folder / part, recorded) is not None for part, recorded in _recorded(manifest, late))
     ):
@@ -164,3 +164,7 @@ def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
     return bool(wanted) and all(
         damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
     )
+
+
+def _late_layout(settings: Settings) -> tuple[str, bool]:
+    return settings.index.late_codec, settings.index.late_merge

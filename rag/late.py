@@ -50,6 +50,7 @@ from rag.late_codec import (
     slices_of,
     write_rows,
 )
+from rag.late_merge import LENGTHS_FILE, PaperRows, consolidate_merged, old_papers
 from rag.writer_lock import settled, swap_dir
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ log = logging.getLogger(__name__)
 LATE_DIR = "late"
 PARTS_DIR = "late.parts"
 FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)  # format 1: int8 rows only, no "codec" field
+MERGED_FORMAT = 3  # format 2 + "layout": "paper" (rag.late_merge): one row per distinct word piece per paper
+READABLE_FORMATS = (1, 2, 3)  # format 1: int8 rows only, no "codec" field
 META_FILE = "chunks.json"
 
 STOP_WORDS = frozenset(
@@ -147,51 +149,72 @@ class PartWriter:
 
 def _codec_of(meta: dict[str, Any]) -> str | None:
     """The codec a ``chunks.json`` was written with (format 1: int8), or None for an unknown format."""
-    if meta.get("format") not in READABLE_FORMATS:
+    if meta.get("format") not in READABLE_FORMATS or (meta.get("format") == MERGED_FORMAT) != _merged(meta):
         return None
-    return str(meta.get("codec", INT8)) if meta.get("format") == 2 else INT8
+    return str(meta.get("codec", INT8)) if meta.get("format") != 1 else INT8
 
 
-def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8) -> bool:
-    """``late/`` exists, for this model, with this many chunks, in ``codec`` (a format-1 store is int8)."""
+def _merged(meta: dict[str, Any]) -> bool:
+    """Whether a ``chunks.json`` describes merged rows (one per distinct word piece per paper)."""
+    return meta.get("format") == MERGED_FORMAT and meta.get("layout") == "paper"
+
+
+def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8, merge: bool = False) -> bool:
+    """``late/`` exists, for this model, with this many chunks, in ``codec`` (a format-1 store is int8),
+    with merged rows or not as ``merge`` asks."""
     try:
         meta = json.loads((folder / LATE_DIR / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return (
-        _codec_of(meta) == codec and meta.get("model") == model_id and len(meta.get("chunks", ())) == chunks
+        _codec_of(meta) == codec
+        and _merged(meta) == merge
+        and meta.get("model") == model_id
+        and len(meta.get("chunks", ())) == chunks
     )
 
 
 def _old_sources(
-    old: Path, model_id: str, codec: str
-) -> tuple[dict[tuple[str, str], StoredRows], ProductQuantiser | None]:
-    """The previous ``late/``'s rows by (chunk id, hash), and its product quantiser when it is ``codec``'s
-    (then its codes are kept as they are); nothing when it is unreadable or of another model."""
+    old: Path, model_id: str, codec: str, merge: bool
+) -> tuple[dict[tuple[str, str], StoredRows], ProductQuantiser | None, dict[tuple[str, str], PaperRows]]:
+    """The previous ``late/``'s rows: by (chunk id, hash) from a per-chunk store, or by (paper id, hash) from
+    a merged one (only when ``merge``: a merged store has no chunk rows to give), and its product quantiser
+    when it is ``codec``'s in the same layout (then its codes are kept as they are); nothing when it is
+    unreadable or of another model."""
     found: dict[tuple[str, str], StoredRows] = {}
     try:
         meta = json.loads((old / META_FILE).read_text(encoding="utf-8"))
         stored = _codec_of(meta)
         if stored is None or meta.get("model") != model_id:
-            return found, None
+            return found, None, {}
         pq = None if stored == INT8 else ProductQuantiser.load(old / CODEC_FILE)
-        data = np.load(old / "vectors.npy", mmap_mode="r")
-        scales = np.load(old / "scales.npy") if pq is None else None
+        same = pq if stored == codec and _merged(meta) == merge else None
         if stored != codec:
             log.info("re-coding the stored word-piece vectors from %s to %s", stored, codec)
+        if _merged(meta):
+            return found, same, (old_papers(old, meta, pq) if merge else {})
+        data = np.load(old / "vectors.npy", mmap_mode="r")
+        scales = np.load(old / "scales.npy") if pq is None else None
         for cid, _pid, h, s, e in meta["chunks"]:
             found[(cid, h)] = StoredRows(data, scales, int(s), int(e), pq)
     except (OSError, ValueError, KeyError):
-        return {}, None
-    return found, (pq if stored == codec else None)
+        return {}, None, {}
+    return found, same, {}
 
 
 def consolidate(
-    folder: Path, chunks: Sequence[Any], encoder: TokenEncoder, model_id: str, codec: str = INT8
+    folder: Path,
+    chunks: Sequence[Any],
+    encoder: TokenEncoder,
+    model_id: str,
+    codec: str = INT8,
+    merge: bool = False,
 ) -> int:
     """Write ``late/`` for exactly ``chunks`` (``rag.types.Chunk`` with ``metadata['content_hash']``, each
     paper's chunks together and in order), made by the embedding model ``model_id``
-    (``settings.index.embed_model``), stored with ``codec`` (``settings.index.late_codec``: rag.late_codec).
+    (``settings.index.embed_model``), stored with ``codec`` (``settings.index.late_codec``: rag.late_codec),
+    one row per word piece or, with ``merge`` (``settings.index.late_merge``), one per distinct word piece
+    per paper (rag.late_merge).
 
     Returns how many chunks had to be re-encoded (none were in this run's parts or the previous store).
     """
@@ -200,7 +223,7 @@ def consolidate(
     query_skip, paper_skip = skip_masks(vocab, special)
     ordered = list(chunks)
     old = folder / LATE_DIR
-    found, pq = _old_sources(old, model_id, codec)
+    found, pq, papers = _old_sources(old, model_id, codec, merge)
     parts = sorted(p for p in (folder / PARTS_DIR).glob("part-*") if not p.name.endswith(".tmp"))
     for part in parts:  # later parts win: a re-embedded chunk replaces the old rows
         try:
@@ -214,6 +237,8 @@ def consolidate(
         for i, (cid, h) in enumerate(zip(ids, hashes, strict=True)):
             found[(cid, h)] = StoredRows(vecs, scales, int(bounds[i]), int(bounds[i + 1]))
 
+    if merge:
+        return consolidate_merged(folder, ordered, encoder, model_id, codec, (found, pq, papers))
     missing = [c for c in ordered if (c.id, str(c.metadata.get("content_hash", ""))) not in found]
     if missing:
         log.info("encoding word-piece vectors of %d chunk(s) not in the previous store", len(missing))
@@ -282,6 +307,9 @@ class LateIndex:
                 raise ValueError(f"{width} bytes per row, {self.codec.name} expected")
             self.idf = np.load(folder / "idf.npy")
             self.query_skip = np.load(folder / "query_skip.npy")
+            self.lengths = np.load(folder / LENGTHS_FILE) if _merged(meta) else None
+            if self.lengths is not None and len(self.lengths) != len(self.vectors):
+                raise ValueError(f"{len(self.lengths)} lengths for {len(self.vectors)} rows")
         except (OSError, ValueError, KeyError) as exc:
             raise IndexMissingError(
                 f"The word-piece vectors in {folder} are missing or unreadable ({exc}): run `rag index` "
@@ -323,6 +351,8 @@ class LateIndex:
             rows = self.codec.decode(np.concatenate([self.vectors[s:e] for _, (s, e) in chosen]))
             rows /= np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), 1e-12)[:, None]
             sim = q @ rows.T
+        if self.lengths is not None:  # merged rows: the mean row's length (rag.late_merge)
+            sim *= np.concatenate([self.lengths[s:e] for _, (s, e) in chosen]).astype(np.float32)[None, :]
         best = np.maximum.reduceat(sim, starts, axis=1)  # question pieces × papers
         values = (weights @ best) / float(weights.sum())
         return {pid: float(v) for (pid, _), v in zip(chosen, values.tolist(), strict=True)}
