@@ -23,6 +23,10 @@ when their content hash matches, the rest are re-encoded):
 * ``idf.npy`` — float32 per vocabulary id; ``query_skip.npy`` — bool per vocabulary id;
 * ``chunks.json`` — format (2; format 1, int8 without a ``codec`` field, is still read), codec, model, and
   per chunk ``[chunk id, paper id, content hash, start, end]``.
+
+With ``settings.index.late_merge`` (format 3, ``"layout": "paper"``; rag.late_merge) a paper keeps one row
+per distinct word piece — the mean of its rows — and ``lengths.npy`` holds each mean's length (float16),
+which scoring multiplies into the cosine; the paper's rows sit on its first chunk.
 """
 
 from __future__ import annotations
@@ -307,7 +311,7 @@ class LateIndex:
                 raise ValueError(f"{width} bytes per row, {self.codec.name} expected")
             self.idf = np.load(folder / "idf.npy")
             self.query_skip = np.load(folder / "query_skip.npy")
-            self.lengths = np.load(folder / LENGTHS_FILE) if _merged(meta) else None
+            self.lengths = np.load(folder / LENGTHS_FILE, mmap_mode="r") if _merged(meta) else None
             if self.lengths is not None and len(self.lengths) != len(self.vectors):
                 raise ValueError(f"{len(self.lengths)} lengths for {len(self.vectors)} rows")
         except (OSError, ValueError, KeyError) as exc:

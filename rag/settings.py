@@ -97,15 +97,16 @@ class IndexSettings(_Section):
         "(dimension + 4 bytes per kept word piece) and search fuses dense + BM25 only.",
     )
     late_codec: str = Field(
-        "int8",
+        "pq64",
         pattern=r"^(int8|pq[1-9][0-9]{0,3})$",  # rag.late_codec.check_name
-        description="How late/ stores each word piece (rag.late_codec): int8 (dimension + 4 bytes) or pqN "
-        "(product quantisation, N bytes, e.g. pq24: 16x smaller; docs/retrieval.md measures both). A store "
-        "in another codec is re-coded by the next `rag index` without re-embedding.",
+        description="How late/ stores each row's direction (rag.late_codec): pqN (product quantisation, N "
+        "bytes; pq64 by default, chosen on SciFact train with merged rows) or int8 (dimension + 4 bytes). "
+        "docs/retrieval.md measures both. A store in another codec is re-coded by the next `rag index` "
+        "without re-embedding.",
     )
 
     late_merge: bool = Field(
-        False,
+        True,
         description="Keep one late/ row per distinct word piece per paper (the mean of its rows, with its "
         "length; rag.late_merge): 43% of the rows on SciFact, and no loss of quality (docs/retrieval.md). A "
         "store in the other layout is rewritten by the next `rag index` (to merged rows without embedding; "

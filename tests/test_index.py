@@ -196,8 +196,11 @@ def test_killed_change_then_reverted_corpus_is_repaired(monkeypatch: pytest.Monk
 
 def assert_late_matches(settings: Settings, embedder: FakeEmbedder) -> None:
     """``late/`` holds, for exactly the chunks in Chroma, the word-piece vectors of their current text
-    (stop words, punctuation and special pieces dropped), each paper's rows contiguous; no parts left."""
-    from rag.late import LATE_DIR, PARTS_DIR
+    (stop words, punctuation and special pieces dropped), each paper's rows contiguous; no parts left. With
+    merged rows (rag.late_merge), each paper's distinct pieces' mean rows, on its first chunk."""
+    from rag.late import LATE_DIR, PARTS_DIR, LateIndex
+    from rag.late_codec import StoredRows
+    from rag.late_merge import merge
 
     store = Store.open(settings)
     chunks = {c.id: c for c in indexed_chunks(settings)}
@@ -205,8 +208,10 @@ def assert_late_matches(settings: Settings, embedder: FakeEmbedder) -> None:
     folder = store.folder / LATE_DIR
     meta = json.loads((folder / "chunks.json").read_text())
     assert sorted(row[0] for row in meta["chunks"]) == sorted(chunks)
-    vectors, scales = np.load(folder / "vectors.npy"), np.load(folder / "scales.npy")
-    assert len(vectors) == len(scales) == meta["rows"]
+    late = LateIndex(folder)
+    assert len(late.vectors) == meta["rows"]
+    merged = meta.get("layout") == "paper"
+    by_paper: dict[str, list[list]] = {}  # type: ignore[type-arg]
     seen: list[str] = []
     for cid, pid, content_hash, start, end in meta["chunks"]:
         chunk = chunks[cid]
@@ -217,8 +222,20 @@ def assert_late_matches(settings: Settings, embedder: FakeEmbedder) -> None:
         ids, vecs = embedder.token_vectors(chunk.text)
         keep = ids >= 4  # [CLS], [SEP], "." and the stop word "the" are not stored
         want = vecs[keep] / np.linalg.norm(vecs[keep], axis=1, keepdims=True)
-        got = vectors[start:end].astype(np.float32) * scales[start:end, None]
+        got = StoredRows(late.vectors, late.scales, start, end, late.codec).floats()
+        if merged:
+            by_paper.setdefault(pid, []).append([ids[keep], want, start, end])
+            continue
         assert got.shape == want.shape and np.allclose(got, want, atol=0.01)
+    for rows in by_paper.values():  # merged: the paper's rows on its first chunk, in piece-id order
+        (_, _, start, end), rest = rows[0], rows[1:]
+        assert all(s == e == end for _, _, s, e in rest)
+        dirs, length = merge(np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
+        got = StoredRows(late.vectors, late.scales, start, end, late.codec).floats()
+        got /= np.linalg.norm(got, axis=1, keepdims=True)
+        assert got.shape == dirs.shape  # pq codes are near, int8 rows nearer
+        assert (got * dirs).sum(1).min() > (0.999 if late.codec is None else 0.8)  # (toy codebooks)
+        assert late.lengths is not None and np.allclose(late.lengths[start:end], length, atol=0.01)
     assert not (store.folder / PARTS_DIR).exists()
 
 

@@ -5,6 +5,7 @@ consistent, the next run completes."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def test_truncated_late_vectors_are_named_and_re_encoded(fake: FakeEmbedder) -> 
     assert stats.embedded == 0  # Chroma's vectors were fine
     assert fake.token_texts - before == chunks  # the word pieces, and only them, were re-encoded
     late = LateIndex(folder / "late")
-    assert len(late) == 8 and np.asarray(late.vectors).shape[0] == late.scales.shape[0]
+    rows = json.loads((folder / "late" / "chunks.json").read_text())["rows"]
+    assert len(late) == 8 and np.asarray(late.vectors).shape[0] == rows
 
 
 def test_damaged_idf_is_rewritten_without_re_encoding(fake: FakeEmbedder) -> None:
