@@ -33,6 +33,8 @@ CODEC_FILE = "codec.npz"
 CENTROIDS = 256  # one byte per code
 SAMPLE_ROWS = 65_536
 """Rows the codec is fitted on (a uniform sample of the corpus's word pieces, fixed seed)."""
+SEED_ROWS = 8_192
+"""Rows of the sample, drawn uniformly, that k-means++ picks each slice's first centroids from."""
 _STEP = 131_072  # rows encoded per block (bounds the distance matrix: block × 256 floats)
 
 
@@ -86,7 +88,7 @@ class ProductQuantiser:
         """Fit on unit rows (float32, at least one): their mean, then k-means per slice of the
         remainder (at most :data:`SAMPLE_ROWS` rows are used, fewer than 256 distinct rows give fewer
         distinct centroids)."""
-        from sklearn.cluster import KMeans
+        from sklearn.cluster import KMeans, kmeans_plusplus
         from sklearn.exceptions import ConvergenceWarning
 
         x = np.asarray(rows, dtype=np.float32)
@@ -97,10 +99,16 @@ class ProductQuantiser:
         width = parts.shape[2]
         books = np.zeros((slices, CENTROIDS, width), dtype=np.float32)
         k = min(CENTROIDS, len(x))
+        draw = max(k, min(SEED_ROWS, len(x)))
+        seeding = np.sort(np.random.default_rng(seed).choice(len(x), draw, replace=False))
         for i in range(slices):
             with warnings.catch_warnings():  # few distinct rows (a tiny corpus): some centroids repeat
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                km = KMeans(n_clusters=k, n_init=1, max_iter=25, random_state=seed).fit(parts[:, i])
+                # k-means++ seeds from a subsample: seeding the whole sample was 3/4 of the fit's time (43 of
+                # 55 s for pq64; 256 rounds of distances to every row), Lloyd's iterations then use every row
+                start, _ = kmeans_plusplus(parts[seeding, i], k, random_state=seed)
+                km = KMeans(n_clusters=k, init=start, n_init=1, max_iter=25, random_state=seed)
+                km.fit(parts[:, i])
             books[i, :k] = km.cluster_centers_
             books[i, k:] = km.cluster_centers_[0]  # unused ids decode to a real centroid
         return cls(mean.astype(np.float32), books)
