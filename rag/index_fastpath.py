@@ -160,7 +160,8 @@ def check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:
 def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
     """Whether ``late/``'s vectors and scales (or codec) still match their fingerprints (then only the small
     files derived from the chunks need rewriting, and nothing is re-encoded)."""
-    wanted = {k: v for k, v in (recorded or {}).items() if k in ("vectors.npy", "scales.npy", "codec.npz")}
+    rows = ("vectors.npy", "scales.npy", "codec.npz", "lengths.npy")
+    wanted = {k: v for k, v in (recorded or {}).items() if k in rows}
     return bool(wanted) and all(
         damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
     )

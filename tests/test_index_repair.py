@@ -68,6 +68,18 @@ def test_truncated_late_vectors_are_named_and_re_encoded(fake: FakeEmbedder) -> 
     assert len(late) == 8 and np.asarray(late.vectors).shape[0] == rows
 
 
+def test_damaged_lengths_of_merged_rows_are_re_encoded(fake: FakeEmbedder) -> None:
+    """The lengths of merged rows are part of the rows: same size, other bytes → the rows are rebuilt."""
+    settings, folder, chunks = indexed(fake)
+    lengths = folder / "late" / "lengths.npy"
+    good = np.load(lengths)
+    np.save(lengths, np.zeros_like(good))  # same size, every length 0
+    before = fake.token_texts
+    assert build_index(papers(8, long={2}), settings).embedded == 0
+    assert fake.token_texts - before == chunks  # the word pieces were re-encoded, not the zeros reused
+    assert np.array_equal(np.load(lengths), good)
+
+
 def test_damaged_idf_is_rewritten_without_re_encoding(fake: FakeEmbedder) -> None:
     settings, folder, _ = indexed(fake)
     idf = folder / "late" / "idf.npy"
