@@ -6,8 +6,8 @@ pairs, 43 %. Each pair is stored once, as the mean of its unit rows: its directi
 int8 or ``pqN``, rag.late_codec) and its length in ``lengths.npy`` (float16), which search multiplies
 into the cosine. The length is below 1 when the piece's contexts disagree, so a piece used in one sense
 throughout counts more than one used in several. MaxSim over the merged rows scores SciFact test nDCG@10
-0.7467 and train 0.7577 as float32, against 0.7453 / 0.7565 for the int8 rows of every piece, and
-``pq64`` of the directions keeps that (0.7473 / 0.7577) at 8.5 KB per paper (docs/retrieval.md).
+0.7467 and train 0.7577 (int8 directions), against 0.7453 / 0.7565 for the int8 rows of every piece, and
+``pq64`` of the directions keeps that (0.7459 / 0.7582 as shipped) at 8.7 KB per paper (docs/retrieval.md).
 
 The rows belong to a paper, not a chunk: ``chunks.json`` still lists every chunk, with the paper's rows on
 its first chunk and empty ranges on the others. A paper whose content hash is unchanged keeps its stored
