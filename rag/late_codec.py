@@ -35,7 +35,9 @@ SAMPLE_ROWS = 65_536
 """Rows the codec is fitted on (a uniform sample of the corpus's word pieces, fixed seed)."""
 SEED_ROWS = 8_192
 """Rows of the sample, drawn uniformly, that k-means++ picks each slice's first centroids from."""
-_STEP = 131_072  # rows encoded per block (bounds the distance matrix: block × 256 floats)
+_STEP = 16_384
+"""Rows encoded per block: the distance block (rows × 256 floats) stays small enough for the cache; 131,072
+was 1.7-2.2x slower on 200,000 rows for pq64."""
 
 
 def check_name(name: str) -> str:
