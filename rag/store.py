@@ -8,11 +8,11 @@ Which collection a home uses, its corpus and the files beside it (``corpus.json`
 collection are :mod:`rag.migrate`'s; the errors for a Chroma that cannot be used, :mod:`rag.store_faults`'s.
 
 The collection holds vectors and metadata, not chunk texts: a chunk's text is a function of its paper (in
-``papers.jsonl`` beside the collection) and the chunk settings that name the collection, so search and
-``rag index`` re-make the texts they need (:func:`rag.chunk.chunk_with_settings`). Stored texts cost Chroma
-about three times the bytes of the vectors (its SQLite keeps each text, a string index over it and a
-trigram full-text index nobody queries; docs/scale.md). Collections written before keep their texts, which
-:meth:`Store.texts` still reads for the reconciling step that needs them.
+``papers.jsonl`` beside the collection) and the chunk settings that name the collection, so search and ``rag
+index`` re-make the texts they need (:func:`rag.chunk.chunk_with_settings`). Stored texts took 62 of the 90.6
+MB of SciFact's ``chroma.sqlite3``, 2.6 times its 24 MB of HNSW vectors (its SQLite keeps each text, a string
+index over it and a trigram full-text index nobody queries; docs/scale.md). Collections written before keep
+their texts, which :meth:`Store.texts` still reads for the reconciling step that needs them.
 
 Vectors are cosine-space and always passed in explicitly; the collection also gets our own embedding
 function (:class:`RagEmbeddingFunction`) so that Chroma never falls back to its downloading default.
