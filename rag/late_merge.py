@@ -83,7 +83,7 @@ def old_papers(
     lengths = np.load(old / LENGTHS_FILE, mmap_mode="r")
     found: dict[tuple[str, str], PaperRows] = {}
     for _cid, pid, h, s, e in meta["chunks"]:
-        if e > s:
+        if (pid, h) not in found:  # the paper's first chunk holds all its rows (none for stop words only)
             found[(pid, h)] = PaperRows(data, scales, lengths, int(s), int(e), pq)
     return found
 

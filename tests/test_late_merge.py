@@ -149,3 +149,13 @@ def test_rag_index_merges_when_the_setting_changes(monkeypatch: pytest.MonkeyPat
     late = LateIndex(folder)
     ids, vecs = fake.token_vectors("Title 3 finding described")
     assert late.lengths is not None and len(late.scores(ids, vecs, [p.id for p in corpus])) == 6
+
+
+def test_a_paper_without_rows_is_not_re_encoded_on_every_run(tmp_path: Path) -> None:
+    enc = _Encoder(WORDS)
+    chunks = _chunks(3)
+    chunks[0].text = chunks[1].text = ""  # p0: no word piece kept
+    assert consolidate(tmp_path, chunks, enc, "toy", merge=True) == len(chunks)
+    enc.encoded.clear()
+    assert consolidate(tmp_path, chunks, enc, "toy", merge=True) == 0 and enc.encoded == []
+    assert sorted(LateIndex(tmp_path / "late").spans) == ["p1", "p2"]
