@@ -188,6 +188,66 @@ def sample_rows(sources: Sequence[StoredRows], size: int = SAMPLE_ROWS, seed: in
     return np.concatenate(out)
 
 
+class RowWriter:
+    """``vectors.npy`` of ``total`` rows written in order (int8 rows with ``scales.npy``, or ``pq``'s codes
+    with ``codec.npz``): rows already in that form are copied, the others coded in blocks."""
+
+    BLOCK = 65_536  # rows coded at once
+
+    def __init__(self, tmp: Path, total: int, dim: int, pq: ProductQuantiser | None) -> None:
+        self.tmp, self.pq = tmp, pq
+        width = pq.books.shape[0] if pq is not None else dim
+        dtype = np.int8 if pq is None else np.uint8
+        self.out = np.lib.format.open_memmap(
+            tmp / "vectors.npy", mode="w+", dtype=dtype, shape=(total, width)
+        )
+        self.scales = np.zeros(total, dtype=np.float32)
+        self.pending: list[np.ndarray] = []
+        self.pending_at = 0  # where the pending rows go (they are contiguous: a copy flushes them first)
+        self.pending_rows = 0
+
+    def keeps(self, scales: np.ndarray | None, codec: ProductQuantiser | None) -> bool:
+        """Whether stored rows (with these scales, or codes of this codec) can be copied as they are."""
+        return scales is not None if self.pq is None else codec is self.pq
+
+    def copy(self, at: int, data: Any, scales: np.ndarray | None) -> None:
+        """Stored rows (:meth:`keeps` them) into rows ``at…``."""
+        self.flush()
+        self.out[at : at + len(data)] = data
+        if scales is not None:
+            self.scales[at : at + len(data)] = scales
+
+    def code(self, at: int, rows: np.ndarray) -> None:
+        """Float rows into rows ``at…`` (right after the previous ones given here or copied)."""
+        if not self.pending:
+            self.pending_at = at
+        self.pending.append(rows)
+        self.pending_rows += len(rows)
+        if self.pending_rows >= self.BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        block = np.concatenate(self.pending)
+        span = slice(self.pending_at, self.pending_at + len(block))
+        if self.pq is None:
+            self.out[span], self.scales[span] = quantise(block)
+        else:
+            self.out[span] = self.pq.encode(block)
+        self.pending.clear()
+        self.pending_rows = 0
+
+    def close(self) -> None:
+        """Code what is pending and write ``scales.npy`` or ``codec.npz`` beside the rows."""
+        self.flush()
+        self.out.flush()
+        if self.pq is None:
+            np.save(self.tmp / "scales.npy", self.scales)
+        else:
+            self.pq.save(self.tmp / CODEC_FILE)
+
+
 def write_rows(tmp: Path, sources: Sequence[StoredRows], pq: ProductQuantiser | None) -> int:
     """``vectors.npy`` (int8 rows, with ``scales.npy``; or ``pq``'s codes, with ``codec.npz``) for the
     sources in order; returns the vector dimension. Rows already in the wanted form are copied; the rest
@@ -195,45 +255,16 @@ def write_rows(tmp: Path, sources: Sequence[StoredRows], pq: ProductQuantiser | 
     total = sum(s.end - s.start for s in sources)
     first = next((s for s in sources if s.end > s.start), None)
     dim = pq.dim if pq is not None else (first.floats().shape[1] if first is not None else 1)
-    width = pq.books.shape[0] if pq is not None else dim
-    dtype = np.int8 if pq is None else np.uint8
-    out = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=dtype, shape=(total, width))
-    scales = np.zeros(total, dtype=np.float32)
-    pending: list[np.ndarray] = []
-    pending_at = 0  # where the pending rows go (they are contiguous: a copy flushes them first)
-
-    def flush() -> None:
-        if not pending:
-            return
-        block = np.concatenate(pending)
-        span = slice(pending_at, pending_at + len(block))
-        if pq is None:
-            out[span], scales[span] = quantise(block)
-        else:
-            out[span] = pq.encode(block)
-        pending.clear()
-
+    writer = RowWriter(tmp, total, dim, pq)
     at = 0
     for s in sources:
         n = s.end - s.start
-        if n and ((pq is None and s.scales is not None) or (pq is not None and s.codec is pq)):
-            flush()
-            out[at : at + n] = s.data[s.start : s.end]
-            if s.scales is not None:
-                scales[at : at + n] = s.scales[s.start : s.end]
+        if n and writer.keeps(s.scales, s.codec):
+            writer.copy(at, s.data[s.start : s.end], None if s.scales is None else s.scales[s.start : s.end])
         elif n:
-            if not pending:
-                pending_at = at
-            pending.append(s.floats())
-            if sum(len(p) for p in pending) >= 65_536:
-                flush()
+            writer.code(at, s.floats())
         at += n
-    flush()
-    out.flush()
-    if pq is None:
-        np.save(tmp / "scales.npy", scales)
-    else:
-        pq.save(tmp / CODEC_FILE)
+    writer.close()
     return dim
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.late_codec import CODEC_FILE, INT8, SAMPLE_ROWS, ProductQuantiser, StoredRows, quantise, slices_of
+from rag.late_codec import INT8, SAMPLE_ROWS, ProductQuantiser, RowWriter, StoredRows, quantise, slices_of
 from rag.writer_lock import swap_dir
 
 if TYPE_CHECKING:
@@ -179,52 +179,24 @@ class Merger:
         total = sum(counts)
         first = next(((k, m) for (k, m), n in zip(self.groups, counts, strict=True) if n), None)
         dim = pq.dim if pq is not None else (self._merged(*first)[0].shape[1] if first is not None else 1)
-        width = pq.books.shape[0] if pq is not None else dim
-        out = np.lib.format.open_memmap(
-            tmp / "vectors.npy", mode="w+", dtype=np.int8 if pq is None else np.uint8, shape=(total, width)
-        )
-        scales = np.zeros(total, dtype=np.float32)
+        writer = RowWriter(tmp, total, dim, pq)
         lengths = np.zeros(total, dtype=np.float16)
         spans: list[list[int]] = [[0, 0] for _ in self.chunks]
-        pending: list[np.ndarray] = []
-        pending_at = 0  # where the pending rows go (contiguous: a copy flushes them first)
-
-        def flush() -> None:
-            if pending:
-                block = np.concatenate(pending)
-                span = slice(pending_at, pending_at + len(block))
-                if pq is None:
-                    out[span], scales[span] = quantise(block)
-                else:
-                    out[span] = pq.encode(block)
-                pending.clear()
-
         at = 0
         for (key, members), n in zip(self.groups, counts, strict=True):
             stored = self.papers.get(key)
-            if stored is not None and (stored.codec is pq if pq is not None else stored.scales is not None):
-                flush()
-                out[at : at + n] = stored.data[stored.start : stored.end]
-                if stored.scales is not None:
-                    scales[at : at + n] = stored.scales[stored.start : stored.end]
-                lengths[at : at + n] = stored.lengths[stored.start : stored.end]
+            if stored is not None and writer.keeps(stored.scales, stored.codec):
+                rows = slice(stored.start, stored.end)
+                writer.copy(at, stored.data[rows], None if stored.scales is None else stored.scales[rows])
+                lengths[at : at + n] = stored.lengths[rows]
             elif n:
                 dirs, lengths[at : at + n] = self._merged(key, members)
-                if not pending:
-                    pending_at = at
-                pending.append(dirs)
-                if sum(len(p) for p in pending) >= 65_536:
-                    flush()
+                writer.code(at, dirs)
             spans[members[0]] = [at, at + n]
             for i in members[1:]:
                 spans[i] = [at + n, at + n]
             at += n
-        flush()
-        out.flush()
-        if pq is None:
-            np.save(tmp / "scales.npy", scales)
-        else:
-            pq.save(tmp / CODEC_FILE)
+        writer.close()
         np.save(tmp / LENGTHS_FILE, lengths)
         return dim, spans
 
