@@ -131,10 +131,11 @@ def test_rag_index_merges_when_the_setting_changes(monkeypatch: pytest.MonkeyPat
     fake = FakeEmbedder()
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: fake)
     monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: fake)
-    settings = Settings()
+    settings = Settings(index={"late_merge": False, "late_codec": "int8"})  # the first version's store
     corpus = papers(6, long={1})
     build_index(corpus, settings)
     assert_late_matches(settings, fake)
+    assert "layout" not in json.loads((Store.open(settings).folder / "late" / "chunks.json").read_text())
     before = (fake.texts, fake.token_texts)
     merged = Settings(index={"late_merge": True, "late_codec": "pq4"})
     stats = build_index(corpus, merged)
