@@ -1,9 +1,12 @@
 """BM25 over papers with bm25s, persisted beside the Chroma collection.
 
 Contract used by `rag.index.build_index`: ``build_lexical_index(chunks, folder)`` writes the index for exactly
-these chunks into ``folder`` (replacing what was there); ``load_lexical_index(folder)`` reads it back as a
-:class:`LexicalIndex`. :func:`get_lexical_index` caches the loaded index per process, keyed by the folder and
-its modification time, so a query never rebuilds or re-reads it.
+these chunks into ``folder`` (replacing what was there), as one segment;
+``extend_lexical_index(old, new, added, removed, chunks_for)`` writes into ``new`` the index in ``old`` with
+papers removed and added, at a cost proportional to the change (Lucene-style segments,
+:mod:`rag.lexical_segments`); ``load_lexical_index(folder)`` reads either back as a :class:`LexicalIndex`.
+:func:`get_lexical_index` caches the loaded index per process, keyed by the folder and its params file's
+modification time, so a query never rebuilds or re-reads it.
 
 The index is document-level: the chunks of a paper are stitched back into one text (title once, each
 sentence once), with the title repeated ``TITLE_WEIGHT`` times. Tokens are lower-cased, accent-free words of
@@ -17,24 +20,40 @@ import functools
 import json
 import logging
 import re
+import shutil
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag.errors import IndexMissingError
+from rag.lexical_segments import (
+    BM25S_FILES,
+    PARAMS_FILE,
+    SEGMENT_PREFIX,
+    Segment,
+    link_segment,
+    lucene_idf,
+    plan_merge,
+    read_params,
+    segments_of,
+    write_segment,
+)
 from rag.types import Chunk
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-PARAMS_FILE = "rag_lexical.json"
+FORMAT_VERSION = 3
 TITLE_WEIGHT = 2
 """How many times a paper's title is counted in its BM25 document."""
 K1, B = 1.2, 0.75
+TOKENIZER = "casefold-noaccent-\\w\\w+-stop33-snowball-en"
+_SHAPE = {"title_weight": TITLE_WEIGHT, "k1": K1, "b": B, "tokenizer": TOKENIZER}
+"""What shapes the index: an index written with other values is rebuilt, not extended."""
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(
@@ -88,13 +107,28 @@ def paper_texts(chunks: Sequence[Chunk]) -> tuple[list[str], list[str], list[str
 
 
 class LexicalIndex:
-    """A loaded BM25 index over papers: ``scores(query)`` for every paper, ``search`` for the top ones."""
+    """A loaded BM25 index over papers: ``scores(query)`` for every live paper, ``search`` for the top ones.
 
-    def __init__(self, retriever: Any, ids: list[str]) -> None:
-        self.retriever = retriever
-        self.ids = ids
-        self.position = {pid: i for i, pid in enumerate(ids)}
-        self.vocab: dict[str, int] = dict(retriever.vocab_dict)
+    ``ids`` are the live papers, segment after segment; ``position`` maps a paper id to its index in ``ids``.
+    With one segment and no dead papers, scores are bm25s's own (one ``get_scores_from_ids`` call). With more,
+    each query term's scores in a segment are rescaled by ``idf_global / idf_segment``: the global IDF is
+    Lucene's ``log(1 + (N − df + 0.5)/(df + 0.5))`` over the live papers of all segments (N papers, df of them
+    with the term), so a term weighs the same in every segment. The length normalisation stays each segment's
+    own (its average document length when it was written): an approximation, close when segments have
+    similar length distributions (docs/retrieval.md, BM25 segments).
+    """
+
+    def __init__(self, segments: list[Segment]) -> None:
+        self.segments = segments
+        self._live = [seg.live for seg in segments]
+        self.ids: list[str] = []
+        self._starts: list[int] = []
+        for seg, live in zip(segments, self._live, strict=True):
+            self._starts.append(len(self.ids))
+            self.ids.extend(seg.ids if len(live) == len(seg.ids) else [seg.ids[i] for i in live])
+        self.position = {pid: i for i, pid in enumerate(self.ids)}
+        whole = len(segments) == 1 and not len(segments[0].dead)
+        self._single: Any = segments[0].retriever if whole else None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -105,17 +139,59 @@ class LexicalIndex:
         ``weights`` (token → weight) scores a weighted bag of tokens instead, e.g. an expanded query.
         """
         tokens = tokenize(query) if isinstance(query, str) else list(query)
+        if self._single is not None:
+            return self._single_scores(tokens, weights)
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        for token, weight in (Counter(tokens) if weights is None else weights).items():
+            if weight:
+                self._add_term(out, token, float(weight))
+        return out
+
+    def _single_scores(self, tokens: list[str], weights: dict[str, float] | None) -> np.ndarray:
+        """bm25s's scores of the one segment, as written (the index of a fresh build)."""
+        vocab = self._single.vocab_dict
+        n_cols = len(self.segments[0].df_live)
         if weights is not None:
             out = np.zeros(len(self.ids), dtype=np.float32)
             for token, weight in weights.items():
-                tid = self.vocab.get(token)
-                if tid is not None and weight:
-                    out += weight * self.retriever.get_scores_from_ids([tid])
+                tid = vocab.get(token)
+                if tid is not None and tid < n_cols and weight:
+                    out += weight * self._single.get_scores_from_ids([tid])
             return out
-        ids = [self.vocab[t] for t in tokens if t in self.vocab]
+        ids = [vocab[t] for t in tokens if t in vocab and vocab[t] < n_cols]
         if not ids:
             return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self.retriever.get_scores_from_ids(ids), dtype=np.float32)
+        return np.asarray(self._single.get_scores_from_ids(ids), dtype=np.float32)
+
+    def _add_term(self, out: np.ndarray, token: str, weight: float) -> None:
+        """Add ``weight`` × the term's BM25 score at the global IDF to each live paper's entry of ``out``."""
+        cols = [seg.column(token) for seg in self.segments]
+        df = sum(int(seg.df_live[c]) for seg, c in zip(self.segments, cols, strict=True) if c is not None)
+        if not df:
+            return
+        idf = lucene_idf(df, len(self.ids))
+        for seg, col, live, start in zip(self.segments, cols, self._live, self._starts, strict=True):
+            if col is None or not len(live):
+                continue
+            got = seg.retriever.get_scores_from_ids([col])
+            got = got if len(live) == len(seg.ids) else got[live]
+            out[start : start + len(live)] += (weight * idf / seg.idf_built(col)) * got
+
+    def contains(self, term: str) -> np.ndarray | None:
+        """Which papers (aligned with ``ids``) contain the BM25 token ``term``; None when none does."""
+        out = np.zeros(len(self.ids), dtype=bool)
+        for seg, live, start in zip(self.segments, self._live, self._starts, strict=True):
+            col = seg.column(term)
+            if col is not None and seg.df_live[col]:
+                has = np.zeros(len(seg.ids), dtype=bool)
+                has[seg.postings(col)] = True
+                out[start : start + len(live)] = has[live]
+        return out if out.any() else None
+
+    def doc_freq(self, term: str) -> int:
+        """How many papers contain the BM25 token ``term``."""
+        cols = [(seg, seg.column(term)) for seg in self.segments]
+        return sum(int(seg.df_live[col]) for seg, col in cols if col is not None)
 
     def search(self, query: str, n: int, allowed: Iterable[str] | None = None) -> list[tuple[str, float]]:
         """The ``n`` best (paper id, score) pairs with a positive score, restricted to ``allowed`` ids."""
@@ -174,57 +250,103 @@ def _bm25s() -> Any:
     return bm25s
 
 
+def _documents(chunks: Sequence[Chunk]) -> tuple[list[str], list[list[str]]]:
+    """Chunks → (paper ids, one BM25 token list per paper: title ``TITLE_WEIGHT`` times, then the body)."""
+    ids, titles, bodies = paper_texts(chunks)
+    docs = [tokenize(" ".join([t] * TITLE_WEIGHT + [b])) or [""] for t, b in zip(titles, bodies, strict=True)]
+    return ids, docs
+
+
+def _write_params(folder: Path, segments: list[dict[str, Any]]) -> None:
+    """Write the format-3 params file listing ``segments``, and remove what no longer belongs in ``folder``
+    (segments it does not list, a format-2 index at the root)."""
+    params = {"format": FORMAT_VERSION, **_SHAPE, "segments": segments}
+    (folder / PARAMS_FILE).write_text(json.dumps(params), encoding="utf-8")
+    listed = {seg["dir"] for seg in segments}
+    for path in folder.iterdir():
+        if path.is_dir() and path.name.startswith(SEGMENT_PREFIX) and path.name not in listed:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name in BM25S_FILES:
+            path.unlink()
+
+
 def build_lexical_index(chunks: list[Chunk], folder: Path) -> None:
-    """Write a BM25 index over the papers these chunks belong to into ``folder`` (replacing it)."""
+    """Write a BM25 index over the papers these chunks belong to into ``folder`` (replacing it), as one
+    segment."""
     bm25s = _bm25s()
 
     folder.mkdir(parents=True, exist_ok=True)
-    ids, titles, bodies = paper_texts(chunks)
-    docs = [tokenize(" ".join([t] * TITLE_WEIGHT + [b])) or [""] for t, b in zip(titles, bodies, strict=True)]
-    retriever = bm25s.BM25(k1=K1, b=B)
-    retriever.index(docs, show_progress=False)
-    retriever.save(str(folder))
-    params = {
-        "format": FORMAT_VERSION,
-        "ids": ids,
-        "title_weight": TITLE_WEIGHT,
-        "k1": K1,
-        "b": B,
-        "tokenizer": "casefold-noaccent-\\w\\w+-stop33-snowball-en",
-    }
-    (folder / PARAMS_FILE).write_text(json.dumps(params), encoding="utf-8")
+    ids, docs = _documents(chunks)
+    _write_params(folder, [write_segment(bm25s, docs, ids, folder, K1, B)] if ids else [])
+
+
+def extend_lexical_index(
+    old: Path,
+    new: Path,
+    added: Sequence[Chunk],
+    removed: Iterable[str],
+    chunks_for: Callable[[list[str]], Sequence[Chunk]],
+) -> None:
+    """Write into the folder ``new`` (created; empty or missing) the index in ``old`` minus the papers in
+    ``removed``, plus the papers of ``added``, without re-reading the rest of the corpus.
+
+    A paper whose text changed is in ``removed`` and its new chunks in ``added`` (a paper in ``added`` that
+    is already indexed is superseded either way). ``old`` is never changed: its segment files are hard-linked
+    into ``new`` (copied where links fail) and the caller swaps ``new`` into place
+    (:func:`rag.writer_lock.swap_dir`). The added papers go into a new segment, together with the live papers
+    of the segments that :func:`rag.lexical_segments.plan_merge` folds into it (over 30% dead, or the smallest
+    ones while they are at most twice the growing batch): ``chunks_for(paper_ids)`` must return those papers'
+    chunks, re-made from their records; a paper it returns no chunk for is dropped. The work is proportional
+    to the batch and the folded segments; a full rebuild happens by itself once a batch reaches half the
+    largest segment.
+
+    Raises IndexMissingError when ``old`` is missing, unreadable, damaged or built with other tokenizer
+    settings: the caller then runs :func:`build_lexical_index` over all chunks.
+    """
+    if new.resolve() == old.resolve():
+        raise ValueError(f"extend_lexical_index writes a new folder, not {old} itself")
+    bm25s = _bm25s()
+    params = read_params(old)
+    if any(params.get(key) != value for key, value in _SHAPE.items()):
+        raise IndexMissingError(f"The BM25 index in {old} was built with other settings: rebuilding it.")
+    ids, docs = _documents(added)
+    gone = {*removed, *ids}
+    new.mkdir(parents=True, exist_ok=True)
+    try:
+        segments = segments_of(old, params)
+        for seg in segments:
+            seg.kill(gone)
+        kept, folded = plan_merge(segments, len(ids))
+        entries = [link_segment(seg, new) for seg in kept]
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise IndexMissingError(f"The BM25 index in {old} is damaged ({type(exc).__name__}: {exc}).") from exc
+    fold_ids = [pid for seg in folded for pid in seg.live_ids()]
+    if fold_ids:
+        ids, docs = _documents([*added, *chunks_for(fold_ids)])
+        if dropped := set(fold_ids) - set(ids):
+            log.warning("BM25: %d papers of merged segments came without chunks: dropped", len(dropped))
+    if ids:
+        entries.append(write_segment(bm25s, docs, ids, new, K1, B))
+    _write_params(new, entries)
+    log.info(
+        "BM25: %d segments (%d kept, %d folded into a new one of %d papers)",
+        len(entries), len(kept), len(folded), len(ids),
+    )
 
 
 def load_lexical_index(folder: Path) -> LexicalIndex:
-    """Read the index written by :func:`build_lexical_index`."""
+    """Read the index written by :func:`build_lexical_index` or :func:`extend_lexical_index` (format 3), or a
+    format-2 one (one bm25s index at the root of ``folder``)."""
     bm25s = _bm25s()
 
-    params_path = folder / PARAMS_FILE
+    params = read_params(folder)
     try:
-        params = json.loads(params_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexMissingError(
-            f"The BM25 index in {folder} is missing or unreadable ({exc}): run `rag index` to rebuild it."
-        ) from exc
-    if params.get("format") != FORMAT_VERSION:
-        raise IndexMissingError(
-            f"The BM25 index in {folder} has an old format: run `rag index` to rebuild it."
-        )
-    try:
-        retriever = bm25s.BM25.load(str(folder), load_corpus=False)
-        index = LexicalIndex(retriever, list(params["ids"]))
+        return LexicalIndex([seg.open(bm25s) for seg in segments_of(folder, params)])
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         raise IndexMissingError(
             f"The BM25 index in {folder} is damaged ({type(exc).__name__}: {exc}): run `rag index` to "
             "rebuild it (it is rebuilt from the stored chunks; nothing is re-embedded)."
         ) from exc
-    scores = getattr(retriever, "scores", None)
-    n_docs = scores.get("num_docs") if isinstance(scores, dict) else None
-    if n_docs is not None and int(n_docs) != len(index.ids):
-        raise IndexMissingError(
-            f"The BM25 index in {folder} does not match its paper list: run `rag index` to rebuild it."
-        )
-    return index
 
 
 _CACHE: dict[str, tuple[float, LexicalIndex]] = {}

@@ -74,12 +74,8 @@ def term_coverage(lexical: Any, text: str, paper_ids: list[str]) -> dict[str, fl
     present: list[np.ndarray] = []
     weights: list[float] = []
     for term in terms:
-        tid = lexical.vocab.get(term)
-        has = (
-            np.zeros(n, dtype=bool)
-            if tid is None
-            else np.asarray(lexical.retriever.get_scores_from_ids([tid])) > 0
-        )
+        found = lexical.contains(term)
+        has = np.zeros(n, dtype=bool) if found is None else found
         df = int(has.sum())
         present.append(has)
         weights.append(math.log(1.0 + (n - df + 0.5) / (df + 0.5)))
@@ -111,12 +107,10 @@ def names_a_title(lexical: Any, text: str, title: str, paper_id: str | None = No
     names = set(tokenize(" ".join(_NAME_LIKE.findall(text))))
     position = lexical.position.get(paper_id) if paper_id is not None else None
     for term in content_terms(text):
-        tid = lexical.vocab.get(term)
-        if tid is None or (term not in in_title and (term not in names or position is None)):
+        if term not in in_title and (term not in names or position is None):
             continue
-        present = np.asarray(lexical.retriever.get_scores_from_ids([tid])) > 0
-        if int(present.sum()) > NAME_MAX_DF:
+        if not 0 < lexical.doc_freq(term) <= NAME_MAX_DF:
             continue
-        if term in in_title or bool(present[position]):
+        if term in in_title or bool(lexical.contains(term)[position]):
             return True
     return False
