@@ -238,3 +238,19 @@ def chunk_with_settings(
         max_sentences=settings.index.chunk_max_sentences,
         hashes=hashes,
     )
+
+
+def chunks_in_order(
+    papers: list[Paper], hashes: dict[str, str], made: dict[str, list[Chunk]], settings: Settings
+) -> list[Chunk]:
+    """Every paper's chunks, in paper order: those chunked in this run as they are, the others re-made from
+    their records (Chroma keeps no chunk texts; a chunk's text is a function of its paper and the
+    settings, rag.chunk.chunk_with_settings)."""
+    rest = [p for p in papers if p.id not in made]
+    for start in range(0, len(rest), 2000):  # batches bound the tokenizer's memory
+        part = rest[start : start + 2000]
+        for paper, group in zip(
+            part, chunk_with_settings(part, settings, [hashes[p.id] for p in part]), strict=True
+        ):
+            made[paper.id] = group
+    return [c for p in papers for c in made[p.id]]

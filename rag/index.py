@@ -37,12 +37,20 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunk import chunk_metadata, chunk_with_settings
+from rag.chunk import chunk_with_settings, chunks_in_order
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, write_atomic
 from rag.embed import get_embedder
 from rag.errors import IndexError_
 from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, source_stamp
-from rag.index_reconcile import is_complete, rekey_late, same_texts, update_metadata, wanted_metadata
+from rag.index_incremental import Reconciled, extend_bm25, late_chunks, metadata_digests, trusted_states
+from rag.index_reconcile import (
+    is_complete,
+    rekey_late,
+    same_texts,
+    update_metadata,
+    wanted_metadata,
+    warn_foreign,
+)
 from rag.integrity import fingerprint, read_json_object
 from rag.late import LATE_DIR, PARTS_DIR, PartWriter, consolidate, is_current
 from rag.settings import Settings
@@ -121,13 +129,10 @@ def content_hash(paper: Paper) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
-def _signature(papers: list[Paper], hashes: dict[str, str]) -> str:
-    """One hash of the paper ids, content hashes and chunk metadata: the no-op fast path is taken only
-    when all three are what the last complete run left."""
-    text = "\n".join(
-        f"{p.id}\t{hashes[p.id]}\t{json.dumps(chunk_metadata(p), ensure_ascii=False, sort_keys=True)}"
-        for p in sorted(papers, key=lambda p: p.id)
-    )
+def _signature(papers: list[Paper], hashes: dict[str, str], digests: dict[str, str]) -> str:
+    """One hash of the paper ids, content hashes and chunk metadata digests: the no-op fast path is taken
+    only when all three are what the last complete run left."""
+    text = "\n".join(f"{p.id}\t{hashes[p.id]}\t{digests[p.id]}" for p in sorted(papers, key=lambda p: p.id))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
@@ -171,7 +176,8 @@ def _build(
     # word-piece vectors, manifest; rag.shared_index), so nothing it did is redone here.
     fetched = fetch(store) if settings.chroma_url and not adopted else None
     hashes = {p.id: content_hash(p) for p in papers}
-    signature = _signature(papers, hashes)
+    digests = metadata_digests(papers)
+    signature = _signature(papers, hashes, digests)
     folder = store.folder
     manifest_path = folder / MANIFEST_FILE
     old_manifest = read_json_object(manifest_path)
@@ -179,6 +185,7 @@ def _build(
     count_before = store.count()
 
     late = settings.index.late_interaction
+    trusted: Reconciled | None = None
     damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
     late_current = late and is_current(
         folder, count_before, settings.index.embed_model, settings.index.late_codec, settings.index.late_merge
@@ -197,14 +204,19 @@ def _build(
         todo: list[Paper] = []
         removed_papers: list[str] = []
         stale: list[str] = []
-    else:  # reconcile with what the collection actually holds
-        by_paper = {}
-        for cid, meta in store.chunk_states().items():
-            by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
-        todo = [p for p in papers if not is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
-        wanted = {p.id for p in papers}
-        removed_papers = [pid for pid in by_paper if pid not in wanted]
-        stale = [cid for pid in removed_papers for cid in by_paper[pid]]
+    else:  # reconcile with what the collection holds: the papers that changed, or every chunk
+        if not adopted:
+            trusted = trusted_states(store, old_manifest, papers, hashes, digests, count_before)
+        if trusted is not None:
+            by_paper, todo, removed_papers = trusted.by_paper, trusted.todo, trusted.removed
+        else:
+            by_paper = {}
+            for cid, meta in store.chunk_states().items():
+                by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
+            todo = [p for p in papers if not is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
+            wanted = {p.id for p in papers}
+            removed_papers = [pid for pid in by_paper if pid not in wanted]
+        stale = [cid for pid in removed_papers for cid in by_paper.get(pid, {})]
 
     # Chunk the papers whose stored chunks lack their content hash. Those whose stored chunks have the
     # same texts (a hash from an older formula, or from before their folder moved) keep their vectors.
@@ -274,25 +286,35 @@ def _build(
             bar.close()
     if stale:
         store.assert_owned()  # never delete from another corpus's collection
-        _warn_foreign(removed_papers, old_manifest, store)
+        warn_foreign(removed_papers, old_manifest, store)
     store.delete(stale)
     changed = bool(new_chunks or stale)
     total_chunks = store.count() if changed else count_before
 
     # BM25 beside the collection, rebuilt only when the chunk set changed.
     folder.mkdir(parents=True, exist_ok=True)
-    all_chunks: list[Chunk] | None = None
+    all_chunks: list[Any] | None = None
+    by_id = {p.id: p for p in papers}
 
     def chunks_in_paper_order() -> list[Chunk]:  # made once, for BM25 and for the word pieces
-        return _all_chunks(papers, hashes, made, settings)
+        return chunks_in_order(papers, hashes, made, settings)
 
     if changed or not bm25.is_dir() or old_manifest.get("signature") != signature or BM25_DIR in damage:
-        from rag.lexical import build_lexical_index
-
-        all_chunks = chunks_in_paper_order()
         tmp = folder / (BM25_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        build_lexical_index(all_chunks, tmp)
+        known = old_manifest.get("paper_hashes") or {}
+        if trusted is None or BM25_DIR in damage or not extend_bm25(
+            bm25,
+            tmp,
+            [c for p in todo for c in made[p.id]],
+            removed_papers + [p.id for p in todo if p.id in known],
+            lambda ids: chunks_in_order([by_id[i] for i in ids], hashes, made, settings),
+        ):
+            from rag.lexical import build_lexical_index
+
+            all_chunks = chunks_in_paper_order()
+            shutil.rmtree(tmp, ignore_errors=True)
+            build_lexical_index(all_chunks, tmp)
         swap_dir(tmp, bm25)  # searches in other processes see the old folder or the new, never half of one
 
     # Word-piece vectors for late interaction, rebuilt when the chunk set changed (or they are missing or
@@ -300,6 +322,8 @@ def _build(
     if late and (
         changed or LATE_DIR in damage or not late_current  # unchanged: total_chunks is count_before
     ):
+        if all_chunks is None and trusted is not None and late_current and LATE_DIR not in damage:
+            all_chunks = late_chunks(folder, papers, hashes, made, settings)  # unchanged papers: ids only
         if all_chunks is None:
             all_chunks = chunks_in_paper_order()
         embedder = get_embedder(settings)
@@ -346,6 +370,7 @@ def _build(
         "paper_hashes": {
             p.id: {
                 "hash": hashes[p.id],
+                "meta": digests[p.id],
                 "chunks": n_chunks.get(p.id) or len(by_paper.get(p.id, {})) or old_counts.get(p.id, 0),
             }
             for p in papers
@@ -375,40 +400,4 @@ def indexed_chunks(settings: Settings | None = None) -> list[Chunk]:
     collection (what BM25 and ``late/`` were built from)."""
     settings = settings or Settings()
     papers = list(Store.open(settings).papers().values())
-    return _all_chunks(papers, {p.id: content_hash(p) for p in papers}, {}, settings)
-
-
-def _all_chunks(
-    papers: list[Paper], hashes: dict[str, str], made: dict[str, list[Chunk]], settings: Settings
-) -> list[Chunk]:
-    """Every paper's chunks, in paper order: those chunked in this run as they are, the others re-made from
-    their records (Chroma keeps no chunk texts; a chunk's text is a function of its paper and the
-    settings, rag.chunk.chunk_with_settings)."""
-    rest = [p for p in papers if p.id not in made]
-    for start in range(0, len(rest), 2000):  # batches bound the tokenizer's memory
-        part = rest[start : start + 2000]
-        for paper, group in zip(
-            part, chunk_with_settings(part, settings, [hashes[p.id] for p in part]), strict=True
-        ):
-            made[paper.id] = group
-    return [c for p in papers for c in made[p.id]]
-
-
-def _warn_foreign(removed: list[str], old_manifest: dict[str, Any], store: Store) -> None:
-    """Say so when this run removes papers this home did not index: another home of the same corpus name
-    indexed them (the collection is shared; homes sharing a corpus should index the same sources)."""
-    known = set(old_manifest.get("paper_hashes") or {})
-    foreign = [pid for pid in removed if pid not in known]
-    if foreign and (store.folder / PAPERS_FILE).is_file():  # the last complete run's papers (no manifest
-        with (store.folder / PAPERS_FILE).open(encoding="utf-8") as fh:  # after a killed run)
-            known = {json.loads(line).get("id") for line in fh if line.strip()}
-        foreign = [pid for pid in foreign if pid not in known]
-    if foreign and not store.legacy:
-        log.warning(
-            "removing %d paper(s) this home did not index (e.g. %s) from corpus %r's collection %s: another "
-            "home with this corpus name indexed them; homes that share a corpus name share its papers",
-            len(foreign),
-            foreign[0],
-            store.corpus,
-            store.collection_name,
-        )
+    return chunks_in_order(papers, {p.id: content_hash(p) for p in papers}, {}, settings)

@@ -5,15 +5,18 @@ them, and rewriting chunks' metadata in place (vectors and texts untouched)."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from rag.chunk import chunk_metadata
-from rag.corpus_identity import write_atomic
+from rag.corpus_identity import PAPERS_FILE, write_atomic
 from rag.integrity import read_json_object
 from rag.late import LATE_DIR, META_FILE
 from rag.store import Store, chroma_metadata
 from rag.types import Chunk, Paper
+
+log = logging.getLogger(__name__)
 
 
 def is_complete(have: dict[str, dict[str, Any]], paper_id: str, content_hash: str) -> bool:
@@ -88,3 +91,23 @@ def update_metadata(store: Store, updates: dict[str, dict[str, Any]]) -> None:
         for start in range(0, len(ids), step):
             part = ids[start : start + step]
             store.collection.update(ids=part, metadatas=[updates[cid] for cid in part])
+
+
+def warn_foreign(removed: list[str], old_manifest: dict[str, Any], store: Store) -> None:
+    """Say so when this run removes papers this home did not index: another home of the same corpus name
+    indexed them (the collection is shared; homes sharing a corpus should index the same sources)."""
+    known = set(old_manifest.get("paper_hashes") or {})
+    foreign = [pid for pid in removed if pid not in known]
+    if foreign and (store.folder / PAPERS_FILE).is_file():  # the last complete run's papers (no manifest
+        with (store.folder / PAPERS_FILE).open(encoding="utf-8") as fh:  # after a killed run)
+            known = {json.loads(line).get("id") for line in fh if line.strip()}
+        foreign = [pid for pid in foreign if pid not in known]
+    if foreign and not store.legacy:
+        log.warning(
+            "removing %d paper(s) this home did not index (e.g. %s) from corpus %r's collection %s: another "
+            "home with this corpus name indexed them; homes that share a corpus name share its papers",
+            len(foreign),
+            foreign[0],
+            store.corpus,
+            store.collection_name,
+        )

@@ -289,7 +289,12 @@ def _idf(encoder: TokenEncoder, chunks: Sequence[Any], vocab_size: int) -> np.nd
             by_paper.setdefault(c.paper_id, set()).update(i for i in ids if 0 <= i < vocab_size)
     for pieces in by_paper.values():
         df[list(pieces)] += 1
-    n = max(1, len(by_paper))
+    return idf_of(df, len(by_paper))
+
+
+def idf_of(df: np.ndarray, papers: int) -> np.ndarray:
+    """BM25's IDF per vocabulary id from its document frequency over ``papers`` papers."""
+    n = max(1, papers)
     return np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
 
 

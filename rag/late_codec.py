@@ -19,6 +19,7 @@ encoding and reused while the corpus grows, so stored codes stay valid.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -38,6 +39,8 @@ SEED_ROWS = 8_192
 _STEP = 16_384
 """Rows encoded per block: the distance block (rows × 256 floats) stays small enough for the cache; 131,072
 was 1.7-2.2x slower on 200,000 rows for pq64."""
+ENCODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+"""Threads coding blocks of rows (:meth:`ProductQuantiser.encode`)."""
 
 
 def check_name(name: str) -> str:
@@ -116,14 +119,31 @@ class ProductQuantiser:
         return cls(mean.astype(np.float32), books)
 
     def encode(self, rows: np.ndarray) -> np.ndarray:
-        """Unit rows (n, dim) → codes (n, slices) uint8: each slice's nearest centroid."""
+        """Unit rows (n, dim) → codes (n, slices) uint8: each slice's nearest centroid.
+
+        Blocks of :data:`_STEP` rows are coded on up to :data:`ENCODE_THREADS` threads (numpy releases the
+        GIL in the products and the argmax): on 2 cores, 200,000 pq64 rows took 17.5 µs per row on two
+        threads against 35 µs on one (docs/scale.md)."""
         x = np.asarray(rows, dtype=np.float32)
         codes = np.empty((len(x), self.books.shape[0]), dtype=np.uint8)
         half = 0.5 * np.einsum("skw,skw->sk", self.books, self.books)
-        for start in range(0, len(x), _STEP):
+
+        def block(start: int) -> None:
             parts = _slices(x[start : start + _STEP] - self.mean, self.books.shape[0])
+            parts = np.ascontiguousarray(parts.transpose(1, 0, 2))  # slice-major: contiguous products
             for i, book in enumerate(self.books):  # argmin |p − c|² = argmax p·c − |c|²/2
-                codes[start : start + _STEP, i] = np.argmax(parts[:, i] @ book.T - half[i], axis=1)
+                codes[start : start + _STEP, i] = np.argmax(parts[i] @ book.T - half[i], axis=1)
+
+        starts = range(0, len(x), _STEP)
+        threads = min(ENCODE_THREADS, len(starts))
+        if threads <= 1:
+            for start in starts:
+                block(start)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(block, starts))
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LENGTHS_FILE = "lengths.npy"
+PIECES_FILE = "pieces.npy"
+"""Each paper's distinct word-piece ids (every piece, stop words and special tokens included), papers in
+store order: what the IDF counts, kept so a run that adds papers tokenises only those (``pieces_at.npy``
+holds each paper's bounds)."""
+PIECES_AT_FILE = "pieces_at.npy"
 TOKEN_STEP = 2048  # chunk texts tokenised per call
 
 
@@ -67,6 +72,7 @@ class PaperRows:
     start: int
     end: int
     codec: ProductQuantiser | None = None
+    pieces: np.ndarray | None = None  # the paper's distinct word-piece ids (None: a store without them)
 
     def merged(self) -> tuple[np.ndarray, np.ndarray]:
         dirs = StoredRows(self.data, self.scales, self.start, self.end, self.codec).floats()
@@ -81,11 +87,34 @@ def old_papers(
     data = np.load(old / "vectors.npy", mmap_mode="r")
     scales = np.load(old / "scales.npy") if pq is None else None
     lengths = np.load(old / LENGTHS_FILE, mmap_mode="r")
+    pieces, bounds = _stored_pieces(old, meta)
     found: dict[tuple[str, str], PaperRows] = {}
+    group = -1
+    last: tuple[str, str] | None = None
     for _cid, pid, h, s, e in meta["chunks"]:
+        if (pid, h) != last:
+            group, last = group + 1, (pid, h)
         if (pid, h) not in found:  # the paper's first chunk holds all its rows (none for stop words only)
-            found[(pid, h)] = PaperRows(data, scales, lengths, int(s), int(e), pq)
+            mine = None if pieces is None else pieces[int(bounds[group]) : int(bounds[group + 1])]
+            found[(pid, h)] = PaperRows(data, scales, lengths, int(s), int(e), pq, mine)
     return found
+
+
+def _stored_pieces(old: Path, meta: dict[str, Any]) -> tuple[np.ndarray | None, np.ndarray]:
+    """A merged store's per-paper word-piece ids and their bounds, or (None, …) for a store written before
+    they were kept (or whose files do not agree with its paper count)."""
+    if not meta.get("pieces"):
+        return None, np.zeros(1, np.int64)
+    try:
+        pieces = np.load(old / PIECES_FILE, mmap_mode="r")
+        bounds = np.load(old / PIECES_AT_FILE)
+    except (OSError, ValueError):
+        return None, np.zeros(1, np.int64)
+    groups = len({(pid, h) for _c, pid, h, _s, _e in meta["chunks"]})
+    if len(bounds) != groups + 1 or int(bounds[-1]) != len(pieces):
+        log.warning("ignoring %s: it does not match the stored papers", old / PIECES_FILE)
+        return None, np.zeros(1, np.int64)
+    return pieces, bounds
 
 
 Sources = tuple[
@@ -116,11 +145,24 @@ class Merger:
             else:
                 self.groups.append((key, [i]))
         self.ids: dict[int, np.ndarray] = {}  # chunk position → its rows' word-piece ids (papers to merge)
-        todo = [i for key, members in self.groups if key not in papers for i in members]
+        self.pieces: dict[int, np.ndarray] = {}  # group → its distinct word-piece ids, when not stored
+        merging = {i for key, members in self.groups if key not in papers for i in members}
+        todo = [  # the chunks of papers to merge, and of stored papers whose pieces were not kept
+            (g, i)
+            for g, (key, members) in enumerate(self.groups)
+            if key not in papers or papers[key].pieces is None
+            for i in members
+        ]
+        found_pieces: dict[int, list[np.ndarray]] = {}
         for start in range(0, len(todo), TOKEN_STEP):
             part = todo[start : start + TOKEN_STEP]
-            for i, ids in zip(part, token_ids([self.chunks[i].text for i in part]), strict=True):
-                self.ids[i] = kept(np.asarray(ids, dtype=np.int64)).astype(np.int32)
+            for (g, i), ids in zip(part, token_ids([self.chunks[i].text for _, i in part]), strict=True):
+                every = np.asarray(ids, dtype=np.int64)
+                found_pieces.setdefault(g, []).append(every)
+                if i in merging:
+                    self.ids[i] = kept(every).astype(np.int32)
+        for g, lists in found_pieces.items():
+            self.pieces[g] = np.unique(np.concatenate(lists))
 
     def missing(self) -> list[int]:
         """Positions of chunks to merge that have no stored rows, or whose rows and pieces disagree."""
@@ -183,22 +225,56 @@ class Merger:
         lengths = np.zeros(total, dtype=np.float16)
         spans: list[list[int]] = [[0, 0] for _ in self.chunks]
         at = 0
+        run: list[Any] = []  # kept papers' rows, contiguous in the old store: [rows, old start, old end, at]
+
+        def copy_run() -> None:  # one copy per run of unchanged papers, not one per paper
+            if run:
+                stored, lo, hi, to = run
+                rows = slice(lo, hi)
+                writer.copy(to, stored.data[rows], None if stored.scales is None else stored.scales[rows])
+                lengths[to : to + hi - lo] = stored.lengths[rows]
+                run.clear()
+
         for (key, members), n in zip(self.groups, counts, strict=True):
             stored = self.papers.get(key)
             if stored is not None and writer.keeps(stored.scales, stored.codec):
-                rows = slice(stored.start, stored.end)
-                writer.copy(at, stored.data[rows], None if stored.scales is None else stored.scales[rows])
-                lengths[at : at + n] = stored.lengths[rows]
+                if run and run[0].data is stored.data and run[2] == stored.start:
+                    run[2] = stored.end
+                else:
+                    copy_run()
+                    run[:] = [stored, stored.start, stored.end, at]
             elif n:
+                copy_run()
                 dirs, lengths[at : at + n] = self._merged(key, members)
                 writer.code(at, dirs)
             spans[members[0]] = [at, at + n]
             for i in members[1:]:
                 spans[i] = [at + n, at + n]
             at += n
+        copy_run()
         writer.close()
         np.save(tmp / LENGTHS_FILE, lengths)
         return dim, spans
+
+    def write_pieces(self, tmp: Path, vocab_size: int) -> np.ndarray:
+        """Write each paper's distinct word-piece ids (:data:`PIECES_FILE`); returns the document
+        frequency of every vocabulary id over the papers (what the IDF counts)."""
+        parts: list[np.ndarray] = []
+        for g, (key, _members) in enumerate(self.groups):
+            stored = self.papers.get(key)
+            mine = self.pieces.get(g)
+            if mine is None and stored is not None and stored.pieces is not None:
+                mine = np.asarray(stored.pieces)
+            parts.append(np.zeros(0, np.int64) if mine is None else mine)
+        bounds = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
+        every = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        every = every[(every >= 0) & (every < vocab_size)] if len(every) else every
+        if len(every) != bounds[-1]:  # ids outside the vocabulary: keep the bounds true to what is kept
+            parts = [p[(p >= 0) & (p < vocab_size)] for p in parts]
+            bounds = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
+        np.save(tmp / PIECES_FILE, every.astype(np.uint16 if vocab_size <= 1 << 16 else np.int32))
+        np.save(tmp / PIECES_AT_FILE, bounds)
+        return np.bincount(every.astype(np.int64), minlength=vocab_size)[:vocab_size]
 
 
 def consolidate_merged(
@@ -210,7 +286,7 @@ def consolidate_merged(
     sources: Sources,
 ) -> int:
     """:func:`rag.late.consolidate` with merged rows; ``sources`` as ``rag.late._old_sources`` found them."""
-    from rag.late import LATE_DIR, MERGED_FORMAT, META_FILE, PARTS_DIR, _idf, _skipped, skip_masks
+    from rag.late import LATE_DIR, MERGED_FORMAT, META_FILE, PARTS_DIR, _skipped, idf_of, skip_masks
 
     found, pq, papers = sources
     vocab, special = encoder.token_table()
@@ -237,11 +313,12 @@ def consolidate_merged(
         [c.id, c.paper_id, str(c.metadata.get("content_hash", "")), s, e]
         for c, (s, e) in zip(ordered, spans, strict=True)
     ]
-    np.save(tmp / "idf.npy", _idf(encoder, ordered, len(vocab)))
+    df = merger.write_pieces(tmp, len(vocab))
+    np.save(tmp / "idf.npy", idf_of(df, len(merger.groups)))
     np.save(tmp / "query_skip.npy", query_skip)
     total = max((e for _, e in spans), default=0)
     done = {"format": MERGED_FORMAT, "layout": "paper", "codec": codec, "model": model_id, "dim": dim}
-    done.update(rows=total, chunks=rows)
+    done.update(rows=total, pieces=True, chunks=rows)
     (tmp / META_FILE).write_text(json.dumps(done), encoding="utf-8")
     swap_dir(tmp, folder / LATE_DIR)
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)

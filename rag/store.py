@@ -293,9 +293,19 @@ class Store:
         with self._guard():
             return int(self.client.get_max_batch_size())
 
-    def chunk_states(self) -> dict[str, dict[str, Any]]:
-        """Every chunk id in the collection with its metadata (no documents, no vectors)."""
+    def chunk_states(self, paper_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Every chunk id in the collection with its metadata (no documents, no vectors); with ``paper_ids``,
+        only the chunks of those papers."""
         out: dict[str, dict[str, Any]] = {}
+        if paper_ids is not None:
+            with self._guard():
+                for start in range(0, len(paper_ids), 500):
+                    where: Any = {"paper_id": {"$in": list(paper_ids[start : start + 500])}}
+                    got = self.collection.get(where=where, include=["metadatas"])
+                    ids = got["ids"]
+                    for cid, meta in zip(ids, got.get("metadatas") or [{}] * len(ids), strict=True):
+                        out[cid] = dict(meta or {})
+            return out
         with self._guard():
             for got in self._pages(["metadatas"]):
                 ids = got["ids"]

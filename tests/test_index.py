@@ -116,12 +116,12 @@ def test_reindex_unchanged_is_a_no_op(fake: FakeEmbedder, monkeypatch: pytest.Mo
     first = build_index(papers(5, long={2}), settings)
     assert first.papers == 5 and first.embedded == first.chunks > 5 and first.unchanged == 0
     bm25 = Store.open(settings).folder / "bm25"
-    stamp = (bm25 / "params.index.json").stat().st_mtime_ns
+    stamp = (bm25 / "rag_lexical.json").stat().st_mtime_ns
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: pytest.fail("embedder loaded"))
     again = build_index(papers(5, long={2}), settings)
     assert (again.embedded, again.unchanged, again.removed) == (0, 5, 0)
     assert again.chunks == first.chunks
-    assert (bm25 / "params.index.json").stat().st_mtime_ns == stamp  # BM25 not rebuilt
+    assert (bm25 / "rag_lexical.json").stat().st_mtime_ns == stamp  # BM25 not rebuilt
 
 
 def test_changed_and_removed_papers(fake: FakeEmbedder) -> None:
@@ -556,7 +556,7 @@ def legacy_formula(monkeypatch: pytest.MonkeyPatch) -> None:
     signature over ids and hashes only."""
     from rag.chunk import paper_hash
 
-    def signature(papers_: list[Paper], hashes: dict[str, str]) -> str:
+    def signature(papers_: list[Paper], hashes: dict[str, str], *_: object) -> str:
         text = "\n".join(f"{p.id}\t{hashes[p.id]}" for p in sorted(papers_, key=lambda p: p.id))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 

@@ -55,13 +55,13 @@ def test_unchanged_sources_are_not_read_again(fake: FakeEmbedder, reads: list[An
     first = build_index([source], Settings())
     assert first.embedded == first.chunks > 5 and len(reads) == 1
     bm25 = Store.open(Settings()).folder / "bm25"
-    stamp = (bm25 / "params.index.json").stat().st_mtime_ns
+    stamp = (bm25 / "rag_lexical.json").stat().st_mtime_ns
     texts = fake.texts
     again = build_index([source], Settings())
     assert len(reads) == 1  # the quick no-op: the sources were not parsed again
     assert (again.papers, again.chunks, again.embedded, again.unchanged, again.removed) == (
         5, first.chunks, 0, 5, 0)
-    assert fake.texts == texts and (bm25 / "params.index.json").stat().st_mtime_ns == stamp
+    assert fake.texts == texts and (bm25 / "rag_lexical.json").stat().st_mtime_ns == stamp
 
 
 def test_a_same_size_edit_with_its_old_mtime_is_read(

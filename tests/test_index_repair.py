@@ -44,7 +44,7 @@ def indexed(fake: FakeEmbedder) -> tuple[Settings, Path, int]:
 
 def test_truncated_bm25_file_is_named_and_rebuilt_without_embedding(fake: FakeEmbedder) -> None:
     settings, folder, chunks = indexed(fake)
-    victim = max((folder / "bm25").glob("*.npy"), key=lambda p: p.stat().st_size)
+    victim = max((folder / "bm25").rglob("*.npy"), key=lambda p: p.stat().st_size)
     truncate(victim)
     with pytest.raises(IndexMissingError, match=r"BM25 index in .*bm25 is damaged.*run `rag index`"):
         load_lexical_index(folder / "bm25")

@@ -160,3 +160,70 @@ def test_a_paper_without_rows_is_not_re_encoded_on_every_run(tmp_path: Path) -> 
     enc.encoded.clear()
     assert consolidate(tmp_path, chunks, enc, "toy", merge=True) == 0 and enc.encoded == []
     assert sorted(LateIndex(tmp_path / "late").spans) == ["p1", "p2"]
+
+
+class _NoText:
+    """A chunk of an unchanged paper as `rag index` passes it when the store kept the paper's word pieces:
+    ids and hash only; reading its text fails the test."""
+
+    def __init__(self, cid: str, pid: str, content_hash: str) -> None:
+        self.id, self.paper_id, self.metadata = cid, pid, {"content_hash": content_hash}
+
+    @property
+    def text(self) -> str:
+        raise AssertionError(f"the text of unchanged chunk {self.id} was read")
+
+
+def test_idf_from_stored_pieces_matches_a_full_count_and_unchanged_papers_need_no_text(
+    tmp_path: Path,
+) -> None:
+    from rag.late import _idf
+
+    enc = _Encoder(WORDS)
+    chunks = _chunks(30)
+    consolidate(tmp_path, chunks, enc, "toy", "pq8", merge=True)
+    folder = tmp_path / "late"
+    meta = json.loads((folder / "chunks.json").read_text())
+    assert meta["pieces"] is True
+    assert np.allclose(np.load(folder / "idf.npy"), _idf(enc, chunks, len(WORDS) + 2))
+    # Paper p3 changes, p4 is removed, p30 is new; the other papers come without their texts.
+    changed = _chunks(31)
+    grown = [c for c in changed if c.paper_id in ("p3", "p30")]
+    for c in grown:
+        c.text, c.metadata = c.text + " w5 w6", {"content_hash": c.metadata["content_hash"] + "x"}
+    by_paper = {c.paper_id: c for c in grown}
+    now = [
+        c if c.paper_id in by_paper else _NoText(c.id, c.paper_id, c.metadata["content_hash"])
+        for c in changed
+        if c.paper_id != "p4"
+    ]
+    full = [c for c in changed if c.paper_id != "p4"]
+    enc.encoded.clear()
+    assert consolidate(tmp_path, now, enc, "toy", "pq8", merge=True) == 4  # p3's and p30's chunks
+    assert np.allclose(np.load(folder / "idf.npy"), _idf(enc, full, len(WORDS) + 2))
+    late = LateIndex(folder)
+    assert "p4" not in late.spans and {"p3", "p30"} <= set(late.spans)
+    q_ids, q_vecs = enc.query("w5 w6 w11")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    consolidate(fresh, full, enc, "toy", "pq8", merge=True)
+    assert np.allclose(np.load(fresh / "late" / "idf.npy"), np.load(folder / "idf.npy"))
+    assert set(late.scores(q_ids, q_vecs, late.spans)) == set(LateIndex(fresh / "late").spans)
+
+
+def test_a_store_without_pieces_is_counted_from_the_texts(tmp_path: Path) -> None:
+    """A merged store written before word pieces were kept: its IDF is counted from the chunk texts."""
+    from rag.late import _idf
+
+    enc = _Encoder(WORDS)
+    chunks = _chunks(20)
+    consolidate(tmp_path, chunks, enc, "toy", "pq8", merge=True)
+    folder = tmp_path / "late"
+    meta = json.loads((folder / "chunks.json").read_text())
+    del meta["pieces"]
+    (folder / "chunks.json").write_text(json.dumps(meta))
+    (folder / "pieces.npy").unlink()
+    enc.encoded.clear()
+    assert consolidate(tmp_path, chunks[:-2], enc, "toy", "pq8", merge=True) == 0 and enc.encoded == []
+    assert np.allclose(np.load(folder / "idf.npy"), _idf(enc, chunks[:-2], len(WORDS) + 2))
+    assert json.loads((folder / "chunks.json").read_text())["pieces"] is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -353,6 +354,15 @@ class _FakeLexical:
         self.ids = [f"p{i}" for i in range(len(docs))]
         self.position = {pid: i for i, pid in enumerate(self.ids)}
         self.vocab = dict(self.retriever.vocab_dict)
+
+    def contains(self, term: str) -> Any:
+        import numpy as np
+
+        has = np.array([term in d for d in self.retriever.docs])
+        return has if has.any() else None
+
+    def doc_freq(self, term: str) -> int:
+        return sum(term in d for d in self.retriever.docs)
 
 
 def test_term_coverage_weights_rare_terms_and_ignores_question_words() -> None:
