@@ -179,7 +179,9 @@ def _install_embedder(kind: str, clock: Clock) -> None:
 
 
 def work_index(spec: dict[str, Any]) -> dict[str, Any]:
+    import rag.chunk
     import rag.index
+    import rag.index_incremental
     import rag.lexical
     import rag.store
     from rag.settings import Settings
@@ -189,8 +191,11 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
     for owner, name, label in [
         (rag.index, "_load_papers", "parse"),
         (rag.index, "chunk_with_settings", "chunk"),
+        (rag.chunk, "chunk_with_settings", "chunk"),  # through rag.chunk.chunks_in_order
+        (rag.index_incremental, "chunk_with_settings", "chunk"),
         (rag.index, "consolidate", "late store"),
         (rag.lexical, "build_lexical_index", "bm25"),
+        (rag.lexical, "extend_lexical_index", "bm25"),
         (rag.store.Store, "upsert", "chroma upsert"),
         (rag.store.Store, "chunk_states", "chroma read states"),
         (rag.store.Store, "delete", "chroma delete"),
