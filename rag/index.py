@@ -41,7 +41,7 @@ from rag.chunk import chunk_with_settings, chunks_in_order
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, write_atomic
 from rag.embed import get_embedder
 from rag.errors import IndexError_
-from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, source_stamp
+from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, record_chroma, source_stamp
 from rag.index_incremental import Reconciled, extend_bm25, late_chunks, metadata_digests, trusted_states
 from rag.index_reconcile import (
     is_complete,
@@ -381,6 +381,7 @@ def _build(
         write_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
     store.drop_other_collections()
     store.mark_current({"papers": len(papers), "chunks": total_chunks})
+    record_chroma(settings, folder, total_chunks)  # the next no-op trusts the count while the files stay
     published = publish(store) if settings.chroma_url else None  # for the other homes of this corpus
     return IndexStats(
         papers=len(papers),

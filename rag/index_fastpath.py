@@ -16,6 +16,11 @@ restore modification times, so a rewritten file of the same size is seen too —
 timestamps are coarse (FAT: 2 s) when the edit keeps the size and falls in the same tick as the last read;
 ``touch`` a source file to make the next run read everything.
 
+**Chroma's files** (:func:`chroma_unchanged`): asking the embedded collection for its count loads its whole
+vector index (~3.4 s at 83k chunks, linear: ~100 s at 1M papers). Each run, and each no-op that counted,
+records a stamp of the Chroma folder's files (path, size, modification time) beside the manifest; while
+the files are as recorded, the manifest's chunk count stands and Chroma is not opened.
+
 **The files beside the collection** (:func:`check_files`): ``bm25/``, ``late/`` and ``papers.jsonl`` against
 the fingerprints the last run recorded (:mod:`rag.integrity`).
 """
@@ -109,10 +114,13 @@ def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexSt
         or not isinstance(manifest.get("papers"), int)
     ):
         return None
-    store = Store.open(settings, create=True)
-    if store.collection_name != name:
+    chroma_same = chroma_unchanged(settings, folder, manifest)
+    store = None if chroma_same else Store.open(settings, create=True)
+    if store is not None and store.collection_name != name:
         return None
-    chunks = store.count()  # Chroma loads the collection's vector index here: the largest fixed cost
+    # Opening a collection loads its whole vector index (seconds per million chunks, docs/scale.md):
+    # when Chroma's files are as the last run left them, the manifest's count stands.
+    chunks = int(manifest.get("chunks", -1)) if store is None else store.count()
     late = settings.index.late_interaction
     if (
         chunks != manifest.get("chunks")
@@ -122,7 +130,9 @@ def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexSt
         or any(damaged(folder / part, recorded) is not None for part, recorded in _recorded(manifest, late))
     ):
         return None
-    store.mark_current({"papers": manifest["papers"], "chunks": chunks})
+    if store is not None:
+        store.mark_current({"papers": manifest["papers"], "chunks": chunks})
+        record_chroma(settings, folder, chunks)
     return IndexStats(
         papers=manifest["papers"],
         chunks=chunks,
@@ -131,6 +141,48 @@ def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexSt
         removed=0,
         seconds=round(time.perf_counter() - started, 3),
         collection=name,
+    )
+
+
+CHROMA_STAMP_FILE = "chroma_stamp.json"
+"""Beside the manifest: the embedded Chroma folder's file stamp when a run (or a no-op that counted the
+collection) left it, with the chunk count it then held."""
+
+
+def _chroma_files(settings: Settings) -> str | None:
+    """A hash of every file's path, size and modification time (ns) under the embedded Chroma folder;
+    None with a Chroma server (whose collection other homes may change)."""
+    if settings.chroma_url:
+        return None
+    root = settings.index_dir / "chroma"
+    rows = []
+    for f in sorted(root.rglob("*")):
+        try:
+            st = f.stat()
+        except OSError:
+            return None
+        if f.is_file():
+            rows.append([str(f.relative_to(root)), st.st_size, st.st_mtime_ns])
+    return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()[:32] if rows else None
+
+
+def record_chroma(settings: Settings, folder: Path, chunks: int) -> None:
+    """Record Chroma's file stamp as it is now, holding ``chunks`` chunks (call after the last write)."""
+    stamp = _chroma_files(settings)
+    if stamp is not None:
+        from rag.corpus_identity import write_atomic
+
+        write_atomic(folder / CHROMA_STAMP_FILE, json.dumps({"files": stamp, "chunks": chunks}) + "\n")
+
+
+def chroma_unchanged(settings: Settings, folder: Path, manifest: dict[str, Any]) -> bool:
+    """Whether the embedded Chroma folder is byte for byte (by size and time) as a run recorded it, with
+    the manifest's chunk count."""
+    recorded = read_json_object(folder / CHROMA_STAMP_FILE)
+    return (
+        recorded.get("chunks") == manifest.get("chunks")
+        and recorded.get("files") is not None
+        and recorded.get("files") == _chroma_files(settings)
     )
 
 

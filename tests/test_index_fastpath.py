@@ -117,3 +117,27 @@ def test_a_damaged_file_beside_the_collection_is_rebuilt(
     papers_file.write_bytes(good[: len(good) // 2])
     again = build_index([source], Settings())
     assert len(reads) == 2 and again.embedded == 0 and papers_file.read_bytes() == good
+
+
+def test_a_no_op_does_not_open_chroma_while_its_files_are_as_recorded(
+    fake: FakeEmbedder, reads: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the collection loads its whole vector index; the no-op trusts the manifest's chunk count
+    while Chroma's files keep the sizes and times the last run (or a counting no-op) recorded."""
+    source = write_papers(tmp_path / "papers.jsonl", range(5))
+    first = build_index([source], Settings())
+    build_index([source], Settings())  # may count once: Chroma can rewrite its files after a run
+    opened: list[Any] = []
+    real_open = Store.open
+
+    def spy(settings: Settings, **kwargs: Any) -> Store:
+        opened.append(settings)
+        return real_open(settings, **kwargs)
+
+    monkeypatch.setattr(Store, "open", spy)
+    again = build_index([source], Settings())
+    assert opened == [] and len(reads) == 1 and again.chunks == first.chunks and again.embedded == 0
+    monkeypatch.setattr(Store, "open", real_open)
+    Store.open(Settings()).delete(["j3#0"])  # Chroma's files change: the next run counts, and repairs
+    repaired = build_index([source], Settings())
+    assert len(reads) == 2 and repaired.embedded > 0 and repaired.chunks == first.chunks
