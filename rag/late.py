@@ -65,6 +65,7 @@ FORMAT_VERSION = 2
 MERGED_FORMAT = 3  # format 2 + "layout": "paper" (rag.late_merge): one row per distinct word piece per paper
 READABLE_FORMATS = (1, 2, 3)  # format 1: int8 rows only, no "codec" field
 META_FILE = "chunks.json"
+PART_IDS_FILE = "ids.npy"  # in a part: every word-piece id of its chunks, as the forward pass saw them
 
 STOP_WORDS = frozenset(
     """a an and are as at be but by for if in into is it no not of on or such that the their then there
@@ -132,10 +133,12 @@ class PartWriter:
     ) -> None:
         rows: list[np.ndarray] = []
         bounds = [0]
+        pieces: list[np.ndarray] = []  # every word-piece id of each chunk: the merge and the IDF need them
         for ids, vecs in tokens:
             kept = _kept(ids, vecs, self.skip)
             rows.append(kept)
             bounds.append(bounds[-1] + len(kept))
+            pieces.append(np.asarray(ids, dtype=np.int32))
         dim = next((r.shape[1] for r in rows if r.ndim == 2 and r.shape[0]), 0)
         if bounds[-1]:
             q, scale = quantise(np.concatenate([r for r in rows if len(r)]))
@@ -146,7 +149,10 @@ class PartWriter:
         tmp.mkdir()
         np.save(tmp / "vectors.npy", q)
         np.save(tmp / "scales.npy", scale)
+        np.save(tmp / PART_IDS_FILE, np.concatenate(pieces) if pieces else np.zeros(0, np.int32))
+        id_bounds = np.cumsum([0, *(len(p) for p in pieces)]).tolist()
         meta = {"chunk_ids": list(chunk_ids), "hashes": list(hashes), "bounds": bounds}
+        meta["id_bounds"] = id_bounds
         (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
         tmp.rename(name)
 
@@ -229,20 +235,27 @@ def consolidate(
     old = folder / LATE_DIR
     found, pq, papers = _old_sources(old, model_id, codec, merge)
     parts = sorted(p for p in (folder / PARTS_DIR).glob("part-*") if not p.name.endswith(".tmp"))
+    known: dict[tuple[str, str], np.ndarray] = {}  # a part's chunks' word-piece ids (no re-tokenising)
     for part in parts:  # later parts win: a re-embedded chunk replaces the old rows
         try:
             meta = json.loads((part / META_FILE).read_text(encoding="utf-8"))
             ids, hashes, bounds = meta["chunk_ids"], meta["hashes"], meta["bounds"]
             vecs = np.load(part / "vectors.npy", mmap_mode="r")
             scales = np.load(part / "scales.npy")
+            id_bounds = meta.get("id_bounds")
+            every = np.load(part / PART_IDS_FILE) if id_bounds is not None else None
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable word-piece part %s (%s)", part, exc)
             continue
         for i, (cid, h) in enumerate(zip(ids, hashes, strict=True)):
             found[(cid, h)] = StoredRows(vecs, scales, int(bounds[i]), int(bounds[i + 1]))
+            if every is not None and id_bounds is not None:
+                known[(cid, h)] = every[int(id_bounds[i]) : int(id_bounds[i + 1])]
+            else:
+                known.pop((cid, h), None)
 
     if merge:
-        return consolidate_merged(folder, ordered, encoder, model_id, codec, (found, pq, papers))
+        return consolidate_merged(folder, ordered, encoder, model_id, codec, (found, pq, papers), known)
     missing = [c for c in ordered if (c.id, str(c.metadata.get("content_hash", ""))) not in found]
     if missing:
         log.info("encoding word-piece vectors of %d chunk(s) not in the previous store", len(missing))

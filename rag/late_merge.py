@@ -133,6 +133,7 @@ class Merger:
         papers: dict[tuple[str, str], PaperRows],
         token_ids: Callable[[list[str]], list[list[int]]],
         kept: Callable[[np.ndarray], np.ndarray],
+        known: dict[tuple[str, str], np.ndarray] | None = None,
     ) -> None:
         self.chunks = list(chunks)
         self.found = found
@@ -154,13 +155,22 @@ class Merger:
             for i in members
         ]
         found_pieces: dict[int, list[np.ndarray]] = {}
+
+        def take(g: int, i: int, ids: Any) -> None:
+            every = np.asarray(ids, dtype=np.int64)
+            found_pieces.setdefault(g, []).append(every)
+            if i in merging:
+                self.ids[i] = kept(every).astype(np.int32)
+
+        known = known or {}
+        given = [(g, i) for g, i in todo if self._key(i) in known]  # this run's forward pass kept them
+        for g, i in given:
+            take(g, i, known[self._key(i)])
+        todo = [(g, i) for g, i in todo if self._key(i) not in known]
         for start in range(0, len(todo), TOKEN_STEP):
             part = todo[start : start + TOKEN_STEP]
             for (g, i), ids in zip(part, token_ids([self.chunks[i].text for _, i in part]), strict=True):
-                every = np.asarray(ids, dtype=np.int64)
-                found_pieces.setdefault(g, []).append(every)
-                if i in merging:
-                    self.ids[i] = kept(every).astype(np.int32)
+                take(g, i, ids)
         for g, lists in found_pieces.items():
             self.pieces[g] = np.unique(np.concatenate(lists))
 
@@ -284,15 +294,17 @@ def consolidate_merged(
     model_id: str,
     codec: str,
     sources: Sources,
+    known: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> int:
-    """:func:`rag.late.consolidate` with merged rows; ``sources`` as ``rag.late._old_sources`` found them."""
+    """:func:`rag.late.consolidate` with merged rows; ``sources`` as ``rag.late._old_sources`` found them,
+    ``known`` the word-piece ids of this run's chunks (from ``late.parts/``: not tokenised again)."""
     from rag.late import LATE_DIR, MERGED_FORMAT, META_FILE, PARTS_DIR, _skipped, idf_of, skip_masks
 
     found, pq, papers = sources
     vocab, special = encoder.token_table()
     query_skip, paper_skip = skip_masks(vocab, special)
     merger = Merger(
-        ordered, found, papers, encoder.token_ids, lambda ids: ids[~_skipped(ids, paper_skip)]
+        ordered, found, papers, encoder.token_ids, lambda ids: ids[~_skipped(ids, paper_skip)], known
     )
     missing = merger.missing()
     if missing:

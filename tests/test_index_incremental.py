@@ -117,3 +117,31 @@ def test_a_collection_changed_behind_the_manifest_is_reconciled_chunk_by_chunk(
     stats = build_index([*corpus, *papers(7)[6:]], settings)
     assert spy.asked == [None]  # every chunk's state
     assert stats.embedded == 2 and Store.open(settings).count() == 7  # p4 repaired, p6 added
+
+
+def test_word_pieces_of_this_runs_chunks_are_not_tokenised_again(
+    fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`late/` merges a paper's rows by word piece and counts pieces for the IDF: the ids come from the
+    forward pass that embedded the chunk (kept in `late.parts/`), not from a second tokenisation."""
+    tokenised: list[str] = []
+    real = fake.token_ids
+
+    def counted(texts: list[str]) -> list[list[int]]:
+        tokenised.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(fake, "token_ids", counted)
+    settings = Settings()
+    build_index(papers(8, long={2}), settings)
+    assert len(tokenised) == fake.token_texts > 8  # once per chunk: its forward pass (the fake tokenises)
+    meta, idf = _late(settings)
+    assert meta["pieces"] is True and len(idf) == len(FakeEmbedder.VOCAB)
+    import shutil
+
+    shutil.rmtree(Store.open(settings).folder / "late")  # no parts left: the rows are re-encoded
+    tokenised.clear()
+    fake.token_texts = 0
+    build_index(papers(8, long={2}), settings)
+    assert fake.token_texts > 8 and len(tokenised) == 2 * fake.token_texts  # tokenised, then re-encoded
+    assert np.allclose(_late(settings)[1], idf)
