@@ -92,7 +92,8 @@ class Segment:
 
     def open(self, bm25s: Any) -> Segment:
         """Load the bm25s index and the live document frequencies (raises what loading raises)."""
-        self.retriever = bm25s.BM25.load(str(self.path), load_corpus=False)
+        # memory-mapped: a search reads only its terms' postings, so serving memory does not hold them all
+        self.retriever = bm25s.BM25.load(str(self.path), load_corpus=False, mmap=True)
         n_docs = self.retriever.scores.get("num_docs")
         if n_docs is not None and int(n_docs) != len(self.ids):
             raise ValueError(f"{self.path} has {n_docs} documents for {len(self.ids)} paper ids")
