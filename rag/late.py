@@ -65,6 +65,7 @@ FORMAT_VERSION = 2
 MERGED_FORMAT = 3  # format 2 + "layout": "paper" (rag.late_merge): one row per distinct word piece per paper
 READABLE_FORMATS = (1, 2, 3)  # format 1: int8 rows only, no "codec" field
 META_FILE = "chunks.json"
+INFO_FILE = "info.json"  # chunks.json without its rows (format, codec, model, …) and the chunk count
 PART_IDS_FILE = "ids.npy"  # in a part: every word-piece id of its chunks, as the forward pass saw them
 
 STOP_WORDS = frozenset(
@@ -172,16 +173,30 @@ def _merged(meta: dict[str, Any]) -> bool:
 def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8, merge: bool = False) -> bool:
     """``late/`` exists, for this model, with this many chunks, in ``codec`` (a format-1 store is int8),
     with merged rows or not as ``merge`` asks."""
+    try:  # the summary beside chunks.json (written with it), not its rows: 200 MB of JSON at 1M papers
+        meta = json.loads((folder / LATE_DIR / INFO_FILE).read_text(encoding="utf-8"))
+        st = (folder / LATE_DIR / META_FILE).stat()
+        same = meta.get("of") == [st.st_size, st.st_mtime_ns]  # chunks.json not rewritten since
+        count = meta.get("n_chunks") if same else None
+    except (OSError, ValueError):
+        count = None
     try:
-        meta = json.loads((folder / LATE_DIR / META_FILE).read_text(encoding="utf-8"))
+        if not isinstance(count, int):  # a store written before the summary
+            meta = json.loads((folder / LATE_DIR / META_FILE).read_text(encoding="utf-8"))
+            count = len(meta.get("chunks", ()))
     except (OSError, ValueError):
         return False
-    return (
-        _codec_of(meta) == codec
-        and _merged(meta) == merge
-        and meta.get("model") == model_id
-        and len(meta.get("chunks", ())) == chunks
-    )
+    same_kind = _codec_of(meta) == codec and _merged(meta) == merge
+    return same_kind and meta.get("model") == model_id and count == chunks
+
+
+def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
+    """``chunks.json`` and its summary (:data:`INFO_FILE`: everything but the rows, and their count)."""
+    (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    st = (tmp / META_FILE).stat()
+    info = {k: v for k, v in meta.items() if k != "chunks"}
+    info.update(n_chunks=len(meta.get("chunks", ())), of=[st.st_size, st.st_mtime_ns])
+    (tmp / INFO_FILE).write_text(json.dumps(info), encoding="utf-8")
 
 
 def _old_sources(
@@ -284,7 +299,7 @@ def consolidate(
     np.save(tmp / "query_skip.npy", query_skip)
     done = {"format": FORMAT_VERSION, "codec": codec, "model": model_id, "dim": dim, "rows": at}
     done["chunks"] = rows
-    (tmp / META_FILE).write_text(json.dumps(done), encoding="utf-8")
+    write_meta(tmp, done)
     swap_dir(tmp, old)  # searches in other processes keep the old folder until the new one is complete
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
     return len(missing)

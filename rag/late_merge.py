@@ -19,7 +19,6 @@ is re-encoded).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable, Sequence
@@ -72,7 +71,8 @@ class PaperRows:
     start: int
     end: int
     codec: ProductQuantiser | None = None
-    pieces: np.ndarray | None = None  # the paper's distinct word-piece ids (None: a store without them)
+    pieces: np.ndarray | None = None  # the store's word-piece ids (None: a store without them) …
+    pieces_span: tuple[int, int] = (0, 0)  # … of which this paper's distinct ones are these
 
     def merged(self) -> tuple[np.ndarray, np.ndarray]:
         dirs = StoredRows(self.data, self.scales, self.start, self.end, self.codec).floats()
@@ -95,8 +95,8 @@ def old_papers(
         if (pid, h) != last:
             group, last = group + 1, (pid, h)
         if (pid, h) not in found:  # the paper's first chunk holds all its rows (none for stop words only)
-            mine = None if pieces is None else pieces[int(bounds[group]) : int(bounds[group + 1])]
-            found[(pid, h)] = PaperRows(data, scales, lengths, int(s), int(e), pq, mine)
+            span = (int(bounds[group]), int(bounds[group + 1])) if pieces is not None else (0, 0)
+            found[(pid, h)] = PaperRows(data, scales, lengths, int(s), int(e), pq, pieces, span)
     return found
 
 
@@ -268,23 +268,39 @@ class Merger:
 
     def write_pieces(self, tmp: Path, vocab_size: int) -> np.ndarray:
         """Write each paper's distinct word-piece ids (:data:`PIECES_FILE`); returns the document
-        frequency of every vocabulary id over the papers (what the IDF counts)."""
+        frequency of every vocabulary id over the papers (what the IDF counts). Stored papers' ids are
+        taken in runs (one slice per run of consecutive unchanged papers), as their rows are."""
         parts: list[np.ndarray] = []
+        sizes: list[int] = []
+        run: list[Any] = []  # [stored ids, start, end]: unchanged papers' ids, contiguous in the old store
+
+        def take_run() -> None:
+            if run:
+                parts.append(np.asarray(run[0][run[1] : run[2]], dtype=np.int64))
+                run.clear()
+
         for g, (key, _members) in enumerate(self.groups):
             stored = self.papers.get(key)
             mine = self.pieces.get(g)
             if mine is None and stored is not None and stored.pieces is not None:
-                mine = np.asarray(stored.pieces)
-            parts.append(np.zeros(0, np.int64) if mine is None else mine)
-        bounds = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
+                lo, hi = stored.pieces_span
+                sizes.append(hi - lo)
+                if run and run[0] is stored.pieces and run[2] == lo:
+                    run[2] = hi
+                else:
+                    take_run()
+                    run[:] = [stored.pieces, lo, hi]
+                continue
+            take_run()
+            mine = np.zeros(0, np.int64) if mine is None else mine[(mine >= 0) & (mine < vocab_size)]
+            parts.append(mine)
+            sizes.append(len(mine))
+        take_run()
+        bounds = np.cumsum([0, *sizes]).astype(np.int64)
         every = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        every = every[(every >= 0) & (every < vocab_size)] if len(every) else every
-        if len(every) != bounds[-1]:  # ids outside the vocabulary: keep the bounds true to what is kept
-            parts = [p[(p >= 0) & (p < vocab_size)] for p in parts]
-            bounds = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
         np.save(tmp / PIECES_FILE, every.astype(np.uint16 if vocab_size <= 1 << 16 else np.int32))
         np.save(tmp / PIECES_AT_FILE, bounds)
-        return np.bincount(every.astype(np.int64), minlength=vocab_size)[:vocab_size]
+        return np.bincount(every, minlength=vocab_size)[:vocab_size]
 
 
 def consolidate_merged(
@@ -298,7 +314,7 @@ def consolidate_merged(
 ) -> int:
     """:func:`rag.late.consolidate` with merged rows; ``sources`` as ``rag.late._old_sources`` found them,
     ``known`` the word-piece ids of this run's chunks (from ``late.parts/``: not tokenised again)."""
-    from rag.late import LATE_DIR, MERGED_FORMAT, META_FILE, PARTS_DIR, _skipped, idf_of, skip_masks
+    from rag.late import LATE_DIR, MERGED_FORMAT, PARTS_DIR, _skipped, idf_of, skip_masks, write_meta
 
     found, pq, papers = sources
     vocab, special = encoder.token_table()
@@ -331,7 +347,7 @@ def consolidate_merged(
     total = max((e for _, e in spans), default=0)
     done = {"format": MERGED_FORMAT, "layout": "paper", "codec": codec, "model": model_id, "dim": dim}
     done.update(rows=total, pieces=True, chunks=rows)
-    (tmp / META_FILE).write_text(json.dumps(done), encoding="utf-8")
+    write_meta(tmp, done)
     swap_dir(tmp, folder / LATE_DIR)
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
     return len(missing)

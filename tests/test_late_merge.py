@@ -227,3 +227,23 @@ def test_a_store_without_pieces_is_counted_from_the_texts(tmp_path: Path) -> Non
     assert consolidate(tmp_path, chunks[:-2], enc, "toy", "pq8", merge=True) == 0 and enc.encoded == []
     assert np.allclose(np.load(folder / "idf.npy"), _idf(enc, chunks[:-2], len(WORDS) + 2))
     assert json.loads((folder / "chunks.json").read_text())["pieces"] is True
+
+
+def test_is_current_reads_the_summary_while_chunks_json_is_as_written(tmp_path: Path) -> None:
+    """`late/info.json` answers is_current without parsing every chunk row, unless chunks.json changed."""
+    import os
+
+    enc = _Encoder(WORDS)
+    chunks = _chunks(5)
+    consolidate(tmp_path, chunks, enc, "toy", "pq8", merge=True)
+    info_path = tmp_path / "late" / "info.json"
+    info = json.loads(info_path.read_text())
+    assert info["n_chunks"] == len(chunks) and "chunks" not in info
+    assert is_current(tmp_path, len(chunks), "toy", "pq8", merge=True)
+    info_path.write_text(json.dumps({**info, "n_chunks": 99}))  # the summary is what is read
+    assert is_current(tmp_path, 99, "toy", "pq8", merge=True)
+    rows = tmp_path / "late" / "chunks.json"
+    st = rows.stat()
+    os.utime(rows, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # rewritten since: the rows are counted
+    assert is_current(tmp_path, len(chunks), "toy", "pq8", merge=True)
+    assert not is_current(tmp_path, 99, "toy", "pq8", merge=True)
