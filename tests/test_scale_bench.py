@@ -51,6 +51,7 @@ def test_scale_bench_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert index["embedded"] == index["chunks"] >= 200
     assert 0 < index["encoder_s"] < index["wall_s"] and index["steps_s"]["chroma upsert"] > 0
     assert (noop["embedded"], noop["unchanged"]) == (0, 200)
+    assert (run["noop_again"]["embedded"], run["noop_again"]["unchanged"]) == (0, 200)
     assert (add["papers"], add["unchanged"], alone["papers"]) == (250, 200, 50)
     assert add["embedded"] == alone["embedded"] == alone["chunks"] > 0  # only the new papers were embedded
     disk = run["disk"]
