@@ -52,7 +52,8 @@ from rag.index_reconcile import (
     warn_foreign,
 )
 from rag.integrity import fingerprint, read_json_object
-from rag.late import LATE_DIR, PARTS_DIR, PartWriter, consolidate, is_current
+from rag.late import LATE_DIR, PARTS_DIR, consolidate, is_current
+from rag.late_parts import PartWriter
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
 from rag.store import Store, chroma_metadata
