@@ -309,7 +309,7 @@ def _build(
             tmp,
             [c for p in todo for c in made[p.id]],
             removed_papers + [p.id for p in todo if p.id in known],
-            lambda ids: chunks_in_order([by_id[i] for i in ids], hashes, made, settings),
+            lambda ids: chunks_in_order([by_id[i] for i in ids if i in by_id], hashes, made, settings),
         ):
             from rag.lexical import build_lexical_index
 
