@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any, ClassVar, Literal
@@ -17,9 +18,15 @@ def fold(text: str) -> str:
     """Lower-case, accent-free, whitespace-collapsed form used for matching titles and names."""
     if text.isascii():  # the same result, without decomposing (a large arXiv snapshot is mostly ASCII)
         return " ".join(text.split()).casefold()
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = unicodedata.normalize("NFKD", text).translate(combining_marks())
     return re.sub(r"\s+", " ", stripped).strip().casefold()
+
+
+@functools.lru_cache(maxsize=1)
+def combining_marks() -> dict[int, None]:
+    """Every combining code point → None, for ``str.translate``: one C pass instead of a Python test per
+    character (fold's own loop was most of building the query lexicon: 20.8M characters at 30k papers)."""
+    return {c: None for c in range(0x110000) if unicodedata.combining(chr(c))}
 
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
