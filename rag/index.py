@@ -44,6 +44,7 @@ from rag.errors import IndexError_
 from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, record_chroma, source_stamp
 from rag.index_incremental import Reconciled, extend_bm25, late_chunks, metadata_digests, trusted_states
 from rag.index_reconcile import (
+    group_by_paper,
     is_complete,
     rekey_late,
     same_texts,
@@ -211,9 +212,7 @@ def _build(
         if trusted is not None:
             by_paper, todo, removed_papers = trusted.by_paper, trusted.todo, trusted.removed
         else:
-            by_paper = {}
-            for cid, meta in store.chunk_states().items():
-                by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
+            by_paper = group_by_paper(store.chunk_states())
             todo = [p for p in papers if not is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id])]
             wanted = {p.id for p in papers}
             removed_papers = [pid for pid in by_paper if pid not in wanted]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.chunk import chunk_metadata, chunk_with_settings
-from rag.index_reconcile import is_complete
+from rag.index_reconcile import group_by_paper, is_complete
 from rag.late import LATE_DIR, META_FILE
 from rag.settings import Settings
 from rag.store import Store
@@ -80,16 +80,14 @@ def trusted_states(
         if p.id in known and (known[p.id]["hash"] != hashes[p.id] or known[p.id]["meta"] != digests[p.id])
     ]
     removed = [pid for pid in known if pid not in wanted]
-    by_paper: dict[str, dict[str, dict[str, Any]]] = {}
-    for cid, meta in store.chunk_states(asked + removed).items():
-        by_paper.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
+    stored = group_by_paper(store.chunk_states(asked + removed))
     ask = set(asked)
     todo = [
         p
         for p in papers
-        if p.id not in known or (p.id in ask and not is_complete(by_paper.get(p.id, {}), p.id, hashes[p.id]))
+        if p.id not in known or (p.id in ask and not is_complete(stored.get(p.id, {}), p.id, hashes[p.id]))
     ]
-    return Reconciled(by_paper, todo, removed)
+    return Reconciled(stored, todo, removed)
 
 
 class ChunkRef:

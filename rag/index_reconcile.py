@@ -19,6 +19,14 @@ from rag.types import Chunk, Paper
 log = logging.getLogger(__name__)
 
 
+def group_by_paper(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Stored chunk states (chunk id → metadata, :meth:`Store.chunk_states`) grouped by their paper id."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for cid, meta in states.items():
+        out.setdefault(str(meta.get("paper_id", "")), {})[cid] = meta
+    return out
+
+
 def is_complete(have: dict[str, dict[str, Any]], paper_id: str, content_hash: str) -> bool:
     """Chroma holds exactly the chunks ``<id>#0..n-1`` of this paper version."""
     if not have:
