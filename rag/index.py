@@ -322,8 +322,11 @@ def _build(
     if late and (
         changed or LATE_DIR in damage or not late_current  # unchanged: total_chunks is count_before
     ):
+        stored_meta: dict[str, Any] | None = None
         if all_chunks is None and trusted is not None and late_current and LATE_DIR not in damage:
-            all_chunks = late_chunks(folder, papers, hashes, made, settings)  # unchanged papers: ids only
+            given = late_chunks(folder, papers, hashes, made, settings)  # unchanged papers: ids only
+            if given is not None:
+                all_chunks, stored_meta = given
         if all_chunks is None:
             all_chunks = chunks_in_paper_order()
         embedder = get_embedder(settings)
@@ -334,6 +337,7 @@ def _build(
             settings.index.embed_model,
             settings.index.late_codec,
             settings.index.late_merge,
+            stored_meta,
         )
     elif not late:
         shutil.rmtree(folder / LATE_DIR, ignore_errors=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 from rag.chunk import chunk_metadata, chunk_with_settings
 from rag.index_reconcile import group_by_paper, is_complete
-from rag.late import LATE_DIR, META_FILE
+from rag.late import LATE_DIR, read_meta
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Chunk, Paper
@@ -110,13 +110,14 @@ def late_chunks(
     hashes: dict[str, str],
     made: dict[str, list[Chunk]],
     settings: Settings,
-) -> list[Any] | None:
+) -> tuple[list[Any], dict[str, Any]] | None:
     """Every paper's chunks for ``late/``, in paper order: this run's chunks as they are, the other papers'
     as :class:`ChunkRef` from the stored ``late/chunks.json`` — or None when that store cannot give them
     (another layout or model, or written before word pieces were kept): then every chunk is re-made. A
-    paper the store lists under another hash is re-chunked."""
+    paper the store lists under another hash is re-chunked. Returned with the ``chunks.json`` read, which
+    :func:`rag.late.consolidate` then need not read again."""
     try:
-        meta = json.loads((folder / LATE_DIR / META_FILE).read_text(encoding="utf-8"))
+        meta = read_meta(folder / LATE_DIR)
     except (OSError, ValueError):
         return None
     if not (
@@ -144,7 +145,7 @@ def late_chunks(
             out.extend(made[p.id])
         else:
             out.extend(ChunkRef(r[0], r[1], r[2]) for r in stored[p.id])
-    return out
+    return out, meta
 
 
 def extend_bm25(

@@ -150,6 +150,14 @@ def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8, merg
     return same_kind and meta.get("model") == model_id and count == chunks
 
 
+def read_meta(late_dir: Path) -> dict[str, Any]:
+    """A ``late/`` folder's ``chunks.json`` (raises OSError or ValueError when it cannot be read)."""
+    meta = json.loads((late_dir / META_FILE).read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError(f"{late_dir / META_FILE} is not a JSON object")
+    return meta
+
+
 def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
     """``chunks.json`` and its summary (:data:`INFO_FILE`: everything but the rows, and their count)."""
     (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
@@ -160,15 +168,15 @@ def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
 
 
 def _old_sources(
-    old: Path, model_id: str, codec: str, merge: bool
+    old: Path, model_id: str, codec: str, merge: bool, stored_meta: dict[str, Any] | None = None
 ) -> tuple[dict[tuple[str, str], StoredRows], ProductQuantiser | None, dict[tuple[str, str], PaperRows]]:
     """The previous ``late/``'s rows: by (chunk id, hash) from a per-chunk store, or by (paper id, hash) from
     a merged one (only when ``merge``: a merged store has no chunk rows to give), and its product quantiser
     when it is ``codec``'s in the same layout (then its codes are kept as they are); nothing when it is
-    unreadable or of another model."""
+    unreadable or of another model. ``stored_meta``: its ``chunks.json``, when the caller already read it."""
     found: dict[tuple[str, str], StoredRows] = {}
     try:
-        meta = json.loads((old / META_FILE).read_text(encoding="utf-8"))
+        meta = stored_meta if stored_meta is not None else read_meta(old)
         stored = _codec_of(meta)
         if stored is None or meta.get("model") != model_id:
             return found, None, {}
@@ -194,6 +202,7 @@ def consolidate(
     model_id: str,
     codec: str = INT8,
     merge: bool = False,
+    stored_meta: dict[str, Any] | None = None,
 ) -> int:
     """Write ``late/`` for exactly ``chunks`` (``rag.types.Chunk`` with ``metadata['content_hash']``, each
     paper's chunks together and in order), made by the embedding model ``model_id``
@@ -201,14 +210,16 @@ def consolidate(
     one row per word piece or, with ``merge`` (``settings.index.late_merge``), one per distinct word piece
     per paper (rag.late_merge).
 
-    Returns how many chunks had to be re-encoded (none were in this run's parts or the previous store).
+    ``stored_meta`` is the current ``late/chunks.json`` when the caller has already read it (it is not read
+    again). Returns how many chunks had to be re-encoded (none were in this run's parts or the previous
+    store).
     """
     check_name(codec)
     vocab, special = encoder.token_table()
     query_skip, paper_skip = skip_masks(vocab, special)
     ordered = list(chunks)
     old = folder / LATE_DIR
-    found, pq, papers = _old_sources(old, model_id, codec, merge)
+    found, pq, papers = _old_sources(old, model_id, codec, merge, stored_meta)
     parts = sorted(p for p in (folder / PARTS_DIR).glob("part-*") if not p.name.endswith(".tmp"))
     known: dict[tuple[str, str], np.ndarray] = {}  # a part's chunks' word-piece ids (no re-tokenising)
     for part in parts:  # later parts win: a re-embedded chunk replaces the old rows

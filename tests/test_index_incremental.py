@@ -14,6 +14,8 @@ from test_index import FakeEmbedder, papers
 
 import rag.chunk
 import rag.index
+import rag.index_incremental
+import rag.late
 from rag.index import build_index
 from rag.lexical import load_lexical_index
 from rag.settings import Settings
@@ -34,7 +36,9 @@ class _Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.chunked: list[str] = []
         self.asked: list[list[str] | None] = []
+        self.late_meta_reads = 0  # times late/chunks.json was parsed
         real_chunk, real_states = rag.chunk.chunk_with_settings, Store.chunk_states
+        real_read = rag.late.read_meta
 
         def chunk(papers: list[Paper], settings: Any, hashes: Any = None) -> Any:
             self.chunked += [p.id for p in papers]
@@ -44,9 +48,15 @@ class _Spy:
             self.asked.append(None if paper_ids is None else sorted(paper_ids))
             return real_states(store, paper_ids)
 
+        def read_meta(late_dir: Path) -> Any:
+            self.late_meta_reads += 1
+            return real_read(late_dir)
+
         for module in (rag.chunk, rag.index, rag.index_incremental):
             if hasattr(module, "chunk_with_settings"):
                 monkeypatch.setattr(module, "chunk_with_settings", chunk)
+        for module in (rag.late, rag.index_incremental):
+            monkeypatch.setattr(module, "read_meta", read_meta)
         monkeypatch.setattr(Store, "chunk_states", states)
 
 
@@ -77,6 +87,7 @@ def test_an_add_touches_only_what_changed_and_equals_a_fresh_build(
     assert (stats.papers, stats.removed) == (len(later), 1)
     assert spy.asked == [["p11", "p3"]]  # not every chunk's state
     assert sorted(spy.chunked) == ["p12", "p13", "p14", "p3"]  # the unchanged papers were not re-chunked
+    assert spy.late_meta_reads == 1  # late/chunks.json parsed once, for the chunk ids and the stored rows
 
     fresh = Settings(home=tmp_path / "fresh")
     build_index(later, fresh)
