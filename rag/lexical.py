@@ -321,10 +321,12 @@ def extend_lexical_index(
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         raise IndexMissingError(f"The BM25 index in {old} is damaged ({type(exc).__name__}: {exc}).") from exc
     fold_ids = [pid for seg in folded for pid in seg.live_ids()]
-    if fold_ids:
-        ids, docs = _documents([*added, *chunks_for(fold_ids)])
-        if dropped := set(fold_ids) - set(ids):
+    if fold_ids:  # the folded papers are tokenised; the added ones already were (the ids are disjoint)
+        fids, fdocs = _documents(chunks_for(fold_ids))
+        if dropped := set(fold_ids) - set(fids):
             log.warning("BM25: %d papers of merged segments came without chunks: dropped", len(dropped))
+        pairs = sorted(zip([*ids, *fids], [*docs, *fdocs], strict=True), key=lambda pair: pair[0])
+        ids, docs = [pid for pid, _ in pairs], [doc for _, doc in pairs]  # paper order, as one call gives
     if ids:
         entries.append(write_segment(bm25s, docs, ids, new, K1, B))
     _write_params(new, entries)
