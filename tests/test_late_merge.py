@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from test_late_codec import WORDS, _chunks, _Encoder, _unit
 
+from rag.index_incremental import ChunkRef
 from rag.late import LateIndex, consolidate, is_current
 from rag.late_merge import merge
 from rag.settings import Settings
@@ -162,18 +163,6 @@ def test_a_paper_without_rows_is_not_re_encoded_on_every_run(tmp_path: Path) -> 
     assert sorted(LateIndex(tmp_path / "late").spans) == ["p1", "p2"]
 
 
-class _NoText:
-    """A chunk of an unchanged paper as `rag index` passes it when the store kept the paper's word pieces:
-    ids and hash only; reading its text fails the test."""
-
-    def __init__(self, cid: str, pid: str, content_hash: str) -> None:
-        self.id, self.paper_id, self.metadata = cid, pid, {"content_hash": content_hash}
-
-    @property
-    def text(self) -> str:
-        raise AssertionError(f"the text of unchanged chunk {self.id} was read")
-
-
 def test_idf_from_stored_pieces_matches_a_full_count_and_unchanged_papers_need_no_text(
     tmp_path: Path,
 ) -> None:
@@ -193,7 +182,7 @@ def test_idf_from_stored_pieces_matches_a_full_count_and_unchanged_papers_need_n
         c.text, c.metadata = c.text + " w5 w6", {"content_hash": c.metadata["content_hash"] + "x"}
     by_paper = {c.paper_id: c for c in grown}
     now = [
-        c if c.paper_id in by_paper else _NoText(c.id, c.paper_id, c.metadata["content_hash"])
+        c if c.paper_id in by_paper else ChunkRef(c.id, c.paper_id, c.metadata["content_hash"])  # no text
         for c in changed
         if c.paper_id != "p4"
     ]
