@@ -22,7 +22,9 @@ when their content hash matches, the rest are re-encoded):
   row) with their codebooks in ``codec.npz``;
 * ``idf.npy`` — float32 per vocabulary id; ``query_skip.npy`` — bool per vocabulary id;
 * ``chunks.json`` — format (2; format 1, int8 without a ``codec`` field, is still read), codec, model, and
-  per chunk ``[chunk id, paper id, content hash, start, end]``.
+  per chunk ``[chunk id, paper id, content hash, start, end]``; ``info.json`` — the same without the rows;
+* ``spans.npy``, ``span_ids.npy``, ``span_order.npy`` — each paper's range of rows, what search reads
+  instead of ``chunks.json`` (rag.late_meta).
 
 With ``settings.index.late_merge`` (format 3, ``"layout": "paper"``; rag.late_merge) a paper keeps one row
 per distinct word piece — the mean of its rows — and ``lengths.npy`` holds each mean's length (float16),
@@ -53,6 +55,17 @@ from rag.late_codec import (
     write_rows,
 )
 from rag.late_merge import LENGTHS_FILE, PaperRows, consolidate_merged, old_papers
+from rag.late_meta import (
+    INFO_FILE,
+    META_FILE,
+    SPANS_KEY,
+    SpanView,
+    add_spans,
+    read_meta,
+    spans_of,
+    summary,
+    write_meta,
+)
 from rag.writer_lock import settled, swap_dir
 
 log = logging.getLogger(__name__)
@@ -62,8 +75,6 @@ PARTS_DIR = "late.parts"
 FORMAT_VERSION = 2
 MERGED_FORMAT = 3  # format 2 + "layout": "paper" (rag.late_merge): one row per distinct word piece per paper
 READABLE_FORMATS = (1, 2, 3)  # format 1: int8 rows only, no "codec" field
-META_FILE = "chunks.json"
-INFO_FILE = "info.json"  # chunks.json without its rows (format, codec, model, …) and the chunk count
 PART_IDS_FILE = "ids.npy"  # in a part: every word-piece id of its chunks, as the forward pass saw them
 
 STOP_WORDS = frozenset(
@@ -132,7 +143,9 @@ def _merged(meta: dict[str, Any]) -> bool:
 
 def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8, merge: bool = False) -> bool:
     """``late/`` exists, for this model, with this many chunks, in ``codec`` (a format-1 store is int8),
-    with merged rows or not as ``merge`` asks."""
+    with merged rows or not as ``merge`` asks. A current store written before the span files gets them here
+    (rag.late_meta.add_spans: ``rag index`` calls this under the home's writer lock, so a no-op run adds
+    them without re-encoding or rewriting anything)."""
     try:  # the summary beside chunks.json (written with it), not its rows: 200 MB of JSON at 1M papers
         meta = json.loads((folder / LATE_DIR / INFO_FILE).read_text(encoding="utf-8"))
         st = (folder / LATE_DIR / META_FILE).stat()
@@ -147,24 +160,10 @@ def is_current(folder: Path, chunks: int, model_id: str, codec: str = INT8, merg
     except (OSError, ValueError):
         return False
     same_kind = _codec_of(meta) == codec and _merged(meta) == merge
-    return same_kind and meta.get("model") == model_id and count == chunks
-
-
-def read_meta(late_dir: Path) -> dict[str, Any]:
-    """A ``late/`` folder's ``chunks.json`` (raises OSError or ValueError when it cannot be read)."""
-    meta = json.loads((late_dir / META_FILE).read_text(encoding="utf-8"))
-    if not isinstance(meta, dict):
-        raise ValueError(f"{late_dir / META_FILE} is not a JSON object")
-    return meta
-
-
-def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
-    """``chunks.json`` and its summary (:data:`INFO_FILE`: everything but the rows, and their count)."""
-    (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
-    st = (tmp / META_FILE).stat()
-    info = {k: v for k, v in meta.items() if k != "chunks"}
-    info.update(n_chunks=len(meta.get("chunks", ())), of=[st.st_size, st.st_mtime_ns])
-    (tmp / INFO_FILE).write_text(json.dumps(info), encoding="utf-8")
+    current = same_kind and meta.get("model") == model_id and count == chunks
+    if current and not isinstance(meta.get(SPANS_KEY), dict):
+        add_spans(folder / LATE_DIR, meta)
+    return current
 
 
 def _old_sources(
@@ -303,7 +302,7 @@ class LateIndex:
 
     def __init__(self, folder: Path) -> None:
         try:
-            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            meta = summary(folder)
             codec = _codec_of(meta)
             if codec is None:
                 raise ValueError(f"format {meta.get('format')} (this version reads {READABLE_FORMATS})")
@@ -318,20 +317,23 @@ class LateIndex:
             self.lengths = np.load(folder / LENGTHS_FILE, mmap_mode="r") if _merged(meta) else None
             if self.lengths is not None and len(self.lengths) != len(self.vectors):
                 raise ValueError(f"{len(self.lengths)} lengths for {len(self.vectors)} rows")
-        except (OSError, ValueError, KeyError) as exc:
+            self.paper_ids, self._spans = spans_of(folder, meta)
+            if len(self._spans) and int(self._spans[-1, 1]) > len(self.vectors):  # store order: rows ascend
+                raise ValueError(f"the papers' spans end past the {len(self.vectors)} rows")
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise IndexMissingError(
                 f"The word-piece vectors in {folder} are missing or unreadable ({exc}): run `rag index` "
                 "to rebuild them."
             ) from exc
         self.model: str = str(meta.get("model", ""))
-        spans: dict[str, list[int]] = {}
-        for _cid, pid, _h, s, e in meta["chunks"]:
-            span = spans.setdefault(pid, [int(s), int(e)])
-            span[0], span[1] = min(span[0], int(s)), max(span[1], int(e))
-        self.spans = {pid: (s, e) for pid, (s, e) in spans.items() if e > s}
+
+    @property
+    def spans(self) -> SpanView:
+        """Paper id → ``(start, end)`` of its rows, for the papers with rows (a read-only mapping)."""
+        return SpanView(self.paper_ids, self._spans)
 
     def __len__(self) -> int:
-        return len(self.spans)
+        return len(self.paper_ids)
 
     def scores(self, ids: np.ndarray, vecs: np.ndarray, paper_ids: Iterable[str]) -> dict[str, float]:
         """IDF-weighted MaxSim of the question's word pieces (``ids``, ``vecs``) for each known paper."""
@@ -347,9 +349,13 @@ class LateIndex:
         ).astype(np.float32)
         if float(weights.sum()) <= 0:
             weights = np.ones_like(weights)
-        chosen = [(pid, self.spans[pid]) for pid in dict.fromkeys(paper_ids) if pid in self.spans]
-        if not chosen:
+        wanted = list(dict.fromkeys(paper_ids))
+        rows = self.paper_ids.lookup(wanted)
+        found = np.flatnonzero(rows >= 0)
+        if not len(found):
             return {}
+        bounds = np.asarray(self._spans[rows[found]]).tolist()
+        chosen = list(zip([wanted[i] for i in found], bounds, strict=True))
         starts = np.cumsum([0] + [e - s for _, (s, e) in chosen[:-1]])
         if self.codec is None:
             rows = np.concatenate([self.vectors[s:e] for _, (s, e) in chosen], dtype=np.float32)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexMissingError
+from rag.idmap import IdMap
 from rag.lexical_segments import (
     BM25S_FILES,
     PARAMS_FILE,
@@ -109,7 +110,8 @@ def paper_texts(chunks: Sequence[Chunk]) -> tuple[list[str], list[str], list[str
 class LexicalIndex:
     """A loaded BM25 index over papers: ``scores(query)`` for every live paper, ``search`` for the top ones.
 
-    ``ids`` are the live papers, segment after segment; ``position`` maps a paper id to its index in ``ids``.
+    ``ids`` are the live papers, segment after segment, as an :class:`rag.idmap.IdMap` (``ids[i]`` is the
+    paper of score ``i``, ``ids.row(pid)`` its position; no Python object per paper).
     With one segment and no dead papers, scores are bm25s's own (one ``get_scores_from_ids`` call). With more,
     each query term's scores in a segment are rescaled by ``idf_global / idf_segment``: the global IDF is
     Lucene's ``log(1 + (N − df + 0.5)/(df + 0.5))`` over the live papers of all segments (N papers, df of them
@@ -121,13 +123,9 @@ class LexicalIndex:
     def __init__(self, segments: list[Segment]) -> None:
         self.segments = segments
         self._live = [seg.live for seg in segments]
-        self.ids: list[str] = []
-        self._starts: list[int] = []
-        for seg, live in zip(segments, self._live, strict=True):
-            self._starts.append(len(self.ids))
-            self.ids.extend(seg.ids if len(live) == len(seg.ids) else [seg.ids[i] for i in live])
-        self.position = {pid: i for i, pid in enumerate(self.ids)}
+        self._starts = np.cumsum([0, *(len(live) for live in self._live)])[:-1].tolist()
         whole = len(segments) == 1 and not len(segments[0].dead)
+        self.ids = segments[0].ids if whole else _joined(segments, self._live)
         self._single: Any = segments[0].retriever if whole else None
 
     def __len__(self) -> int:
@@ -199,20 +197,22 @@ class LexicalIndex:
         return top_n(scores, self.ids, n, self.mask(allowed))
 
     def mask(self, allowed: Iterable[str] | None) -> np.ndarray | None:
-        if allowed is None:
-            return None
-        mask = np.zeros(len(self.ids), dtype=bool)
-        for pid in allowed:
-            i = self.position.get(pid)
-            if i is not None:
-                mask[i] = True
-        return mask
+        """Which papers (aligned with ``ids``) are in ``allowed`` (None for None: every paper)."""
+        return self.ids.mask(allowed)
+
+
+def _joined(segments: list[Segment], live: list[np.ndarray]) -> IdMap:
+    """The live papers of ``segments``, segment after segment, as one IdMap (made from the segments' UTF-8
+    ids: no Python string per paper)."""
+    encoded = [seg.ids.encoded()[rows] for seg, rows in zip(segments, live, strict=True)]
+    return IdMap.from_encoded(np.concatenate(encoded)) if encoded else IdMap([])
 
 
 def top_n(
-    scores: np.ndarray, ids: list[str], n: int, mask: np.ndarray | None = None
+    scores: np.ndarray, ids: Sequence[str] | IdMap, n: int, mask: np.ndarray | None = None
 ) -> list[tuple[str, float]]:
-    """Best ``n`` (id, score) with score > 0, best first; ``mask`` False entries are skipped."""
+    """Best ``n`` (id, score) with score > 0, best first; ``mask`` False entries are skipped. ``ids`` gives
+    the id of each score's position (a list, or an :class:`rag.idmap.IdMap`)."""
     if mask is not None:
         scores = np.where(mask, scores, 0.0)
     n = min(n, int(np.count_nonzero(scores > 0)))

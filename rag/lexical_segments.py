@@ -2,12 +2,14 @@
 
 ``bm25/`` holds the params file ``rag_lexical.json`` (``"format": 3``, the tokenizer/k1/b/title_weight it
 was built with, and a list of segments) and one folder per segment, ``seg-<uuid8>/``: a bm25s index (written
-by ``BM25.save``), its paper ids in bm25s document order (``rag_ids.json``) and, once some of its papers are
-dead, ``df_live-<uuid8>.npy``: per vocabulary column, how many of its live papers contain the term. A segment
-entry in the params file names its folder, its paper count, its dead positions (papers removed or superseded
-since the segment was written) and its ``df_live`` file. Segment files are never changed after they are
-written: a new index is made by hard-linking them into a new folder (readers in other processes may have the
-old ones open), with new dead lists and ``df_live`` files beside them.
+by ``BM25.save``), its paper ids in bm25s document order (``rag_ids.json``; and as
+:meth:`rag.idmap.IdMap.arrays`, ``rag_ids.npy`` with ``rag_order.npy``, what loading reads: memory-mapped,
+no Python string per paper — a segment written before them is read from the JSON) and, once some of its
+papers are dead, ``df_live-<uuid8>.npy``: per vocabulary column, how many of its live papers contain the
+term. A segment entry in the params file names its folder, its paper count, its dead positions (papers
+removed or superseded since the segment was written) and its ``df_live`` file. Segment files are never
+changed after they are written: a new index is made by hard-linking them into a new folder (readers in other
+processes may have the old ones open), with new dead lists and ``df_live`` files beside them.
 
 A format-2 folder (one bm25s index at the root of ``bm25/``, its ids in the params file) loads as one segment
 named ``""`` with no dead papers.
@@ -27,9 +29,12 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexMissingError
+from rag.idmap import IdMap
 
 PARAMS_FILE = "rag_lexical.json"
 IDS_FILE = "rag_ids.json"
+ID_ARRAYS = ("rag_ids.npy", "rag_order.npy")
+"""The segment's ids as :meth:`rag.idmap.IdMap.arrays`: sorted UTF-8 ids, and each one's document number."""
 SEGMENT_PREFIX = "seg-"
 DF_PREFIX = "df_live-"
 BM25S_FILES = (
@@ -57,13 +62,13 @@ def lucene_idf(df: int, n: int) -> float:
 
 @dataclass(eq=False)
 class Segment:
-    """One bm25s index over some papers. ``ids`` are all the papers it was built over (bm25s document order),
-    ``dead`` the sorted positions of those no longer in the index. ``retriever`` and ``df_live`` are set by
-    :meth:`open`."""
+    """One bm25s index over some papers. ``ids`` are all the papers it was built over (bm25s document order;
+    an :class:`rag.idmap.IdMap`, not a Python string per paper), ``dead`` the sorted positions of those no
+    longer in the index. ``retriever`` and ``df_live`` are set by :meth:`open`."""
 
     name: str
     path: Path
-    ids: list[str]
+    ids: IdMap
     dead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     df_file: str | None = None
     retriever: Any = None
@@ -80,13 +85,11 @@ class Segment:
         return np.setdiff1d(np.arange(len(self.ids)), self.dead, assume_unique=True)
 
     def live_ids(self) -> list[str]:
-        dead = set(self.dead.tolist())
-        return [pid for i, pid in enumerate(self.ids) if i not in dead]
+        return self.ids.ids_of(self.live)
 
     def kill(self, gone: set[str]) -> None:
         """Mark the papers in ``gone`` dead (``dead_changed`` says whether any was live)."""
-        hit = [i for i, pid in enumerate(self.ids) if pid in gone]
-        dead = np.union1d(self.dead, np.asarray(hit, dtype=np.int64))
+        dead = np.union1d(self.dead, self.ids.rows(gone))
         self.dead_changed = self.dead_changed or len(dead) != len(self.dead)
         self.dead = dead
 
@@ -145,8 +148,33 @@ def write_segment(
     retriever = bm25s.BM25(k1=k1, b=b)
     retriever.index(docs, show_progress=False)
     retriever.save(str(folder / name))
-    (folder / name / IDS_FILE).write_text(json.dumps(ids), encoding="utf-8")
+    _write_ids(folder / name, ids)
     return {"dir": name, "docs": len(ids), "dead": [], "df_live": None}
+
+
+def _write_ids(dest: Path, ids: list[str] | IdMap, with_json: bool = True) -> None:
+    """A segment's id arrays (:data:`ID_ARRAYS`) and, ``with_json``, its ids file (new files: never one
+    hard-linked from another segment)."""
+    if with_json:
+        (dest / IDS_FILE).write_text(json.dumps(list(ids)), encoding="utf-8")
+    for file, arr in zip(ID_ARRAYS, (ids if isinstance(ids, IdMap) else IdMap(ids)).arrays(), strict=True):
+        np.save(dest / file, arr)
+
+
+def _read_ids(path: Path, docs: int) -> IdMap:
+    """A segment's ids: its id arrays, memory-mapped, or the ids file of a segment written before them.
+    Raises ValueError or OSError when they are damaged or are not ``docs`` ids."""
+    if all((path / file).is_file() for file in ID_ARRAYS):
+        sorted_ids, order = (np.load(path / file, mmap_mode="r") for file in ID_ARRAYS)
+        if sorted_ids.dtype.kind != "S" or order.dtype != np.int32 or sorted_ids.shape != order.shape:
+            raise ValueError(f"{path / ID_ARRAYS[0]} and {ID_ARRAYS[1]} do not agree")
+        if len(order) != docs:
+            raise ValueError(f"{path / ID_ARRAYS[0]} lists {len(order)} papers, not {docs}")
+        return IdMap.from_arrays(sorted_ids, order)
+    ids = json.loads((path / IDS_FILE).read_text(encoding="utf-8"))
+    if len(ids) != docs:
+        raise ValueError(f"{path / IDS_FILE} lists {len(ids)} papers, not {docs}")
+    return IdMap([str(p) for p in ids])
 
 
 def link_segment(seg: Segment, folder: Path) -> dict[str, Any]:
@@ -156,7 +184,9 @@ def link_segment(seg: Segment, folder: Path) -> dict[str, Any]:
     dest = folder / name
     dest.mkdir(parents=True)
     names = [f for f in BM25S_FILES if (seg.path / f).is_file()]
+    arrays = bool(seg.name) and all((seg.path / file).is_file() for file in ID_ARRAYS)
     names += [IDS_FILE] if seg.name else []
+    names += list(ID_ARRAYS) if arrays else []
     df_file = seg.df_file
     if df_file is not None and not seg.dead_changed:
         names.append(df_file)
@@ -165,8 +195,8 @@ def link_segment(seg: Segment, folder: Path) -> dict[str, Any]:
             os.link(seg.path / file, dest / file)
         except OSError:
             shutil.copy2(seg.path / file, dest / file)
-    if not seg.name:
-        (dest / IDS_FILE).write_text(json.dumps(seg.ids), encoding="utf-8")
+    if not arrays:  # a format-2 root segment, or one written before the id arrays
+        _write_ids(dest, seg.ids, with_json=not seg.name)  # a named segment's ids file was linked
     if len(seg.dead) == 0:
         df_file = None
     elif seg.dead_changed or df_file is None:
@@ -196,19 +226,17 @@ def segments_of(folder: Path, params: dict[str, Any]) -> list[Segment]:
     """The segments the params file lists (not opened); raises KeyError/TypeError/ValueError/OSError when the
     list or an ids file is damaged."""
     if params["format"] == 2:
-        return [Segment("", folder, [str(pid) for pid in params["ids"]])]
+        return [Segment("", folder, IdMap([str(pid) for pid in params["ids"]]))]
     out = []
     for entry in params["segments"]:
         name = str(entry["dir"])
         if not name.startswith(SEGMENT_PREFIX) or "/" in name:
             raise ValueError(f"bad segment folder name {name!r}")
-        ids = json.loads((folder / name / IDS_FILE).read_text(encoding="utf-8"))
-        if len(ids) != int(entry["docs"]):
-            raise ValueError(f"{folder / name / IDS_FILE} lists {len(ids)} papers, not {entry['docs']}")
+        ids = _read_ids(folder / name, int(entry["docs"]))
         dead = np.unique(np.asarray(entry["dead"], dtype=np.int64))
         df_file = entry.get("df_live")
         df_name = str(df_file) if df_file else None
-        out.append(Segment(name, folder / name, [str(p) for p in ids], dead, df_name))
+        out.append(Segment(name, folder / name, ids, dead, df_name))
     return out
 
 

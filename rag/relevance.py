@@ -82,7 +82,7 @@ def term_coverage(lexical: Any, text: str, paper_ids: list[str]) -> dict[str, fl
     total = sum(weights)
     out: dict[str, float] = {}
     for pid in paper_ids:
-        i = lexical.position.get(pid)
+        i = lexical.ids.row(pid)
         got = 0.0 if i is None else sum(w for w, has in zip(weights, present, strict=True) if has[i])
         out[pid] = got / total if total > 0 else 0.0
     return out
@@ -105,7 +105,7 @@ def names_a_title(lexical: Any, text: str, title: str, paper_id: str | None = No
 
     in_title = set(tokenize(title))
     names = set(tokenize(" ".join(_NAME_LIKE.findall(text))))
-    position = lexical.position.get(paper_id) if paper_id is not None else None
+    position = lexical.ids.row(paper_id) if paper_id is not None else None
     for term in content_terms(text):
         if term not in in_title and (term not in names or position is None):
             continue

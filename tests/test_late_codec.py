@@ -150,12 +150,15 @@ def test_pq_store_scores_are_decode_then_cosine(tmp_path: Path) -> None:
 
 
 def _format_1(folder: Path) -> None:
-    """Rewrite a format-2 int8 ``late/`` as the format-1 writer left it (no codec field)."""
+    """Rewrite a format-2 int8 ``late/`` as the format-1 writer left it (no codec field, no summary or span
+    files)."""
     path = folder / "late" / "chunks.json"
     meta = json.loads(path.read_text())
     del meta["codec"]
     meta["format"] = 1
     path.write_text(json.dumps(meta))
+    for name in ("info.json", "spans.npy", "span_ids.npy", "span_order.npy"):
+        (folder / "late" / name).unlink()
 
 
 def test_format_1_store_is_read_and_re_coded_without_re_encoding(tmp_path: Path) -> None:
@@ -193,10 +196,11 @@ def test_pq_codes_are_kept_when_the_corpus_grows(tmp_path: Path) -> None:
 def test_unknown_format_says_run_rag_index(tmp_path: Path) -> None:
     enc = _Encoder(WORDS)
     consolidate(tmp_path, _chunks(3), enc, "toy")
-    path = tmp_path / "late" / "chunks.json"
-    meta = json.loads(path.read_text())
-    meta["format"] = 3
-    path.write_text(json.dumps(meta))
+    for name in ("chunks.json", "info.json"):  # as a writer of that format leaves them
+        path = tmp_path / "late" / name
+        meta = json.loads(path.read_text())
+        meta["format"] = 3
+        path.write_text(json.dumps(meta))
     with pytest.raises(IndexMissingError, match="rag index"):
         LateIndex(tmp_path / "late")
     assert not is_current(tmp_path, 6, "toy", "int8")

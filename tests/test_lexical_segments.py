@@ -78,12 +78,12 @@ def test_extend_matches_a_fresh_build(tmp_path: Path) -> None:
         assert _top(ext, query, 1) == _top(full, query, 1), query
         overlaps.append(len(set(_top(ext, query)) & set(_top(full, query))))
         a = full.scores(query)
-        b = ext.scores(query)[[ext.position[pid] for pid in full.ids]]
+        b = ext.scores(query)[[ext.ids.row(pid) for pid in full.ids]]
         assert np.allclose(b, a, rtol=0.03, atol=1e-3), query  # same length distribution: close
     assert sum(overlaps) / len(overlaps) >= 9.5
     weights = {"protein": 1.0, "kernel": 0.5}
     a = full.scores("", weights=weights)
-    b = ext.scores("", weights=weights)[[ext.position[pid] for pid in full.ids]]
+    b = ext.scores("", weights=weights)[[ext.ids.row(pid) for pid in full.ids]]
     assert np.allclose(b, a, rtol=0.03, atol=1e-3)
 
 
@@ -98,7 +98,7 @@ def test_a_fresh_build_scores_exactly_as_bm25s(tmp_path: Path) -> None:
     retriever.index(docs, show_progress=False)
     for query in _queries(5):
         tids = [retriever.vocab_dict[t] for t in tokenize(query) if t in retriever.vocab_dict]
-        assert index.ids == ids
+        assert list(index.ids) == ids
         assert np.array_equal(index.scores(query), retriever.get_scores_from_ids(tids))
 
 
@@ -110,7 +110,7 @@ def test_the_global_idf_counts_live_papers_of_every_segment(tmp_path: Path) -> N
     build_lexical_index(_all(corpus, pids[:45]), tmp_path / "a")
     _extend(tmp_path / "a", tmp_path / "b", corpus, pids[45:], ["p0002"])
     index = load_lexical_index(tmp_path / "b")
-    assert _n_segments(tmp_path / "b") == 2 and len(index) == 59 and "p0002" not in index.position
+    assert _n_segments(tmp_path / "b") == 2 and len(index) == 59 and "p0002" not in index.ids
     assert index.doc_freq("quokka") == 2 and index.doc_freq("zebra") == 0
     has = index.contains("quokka")
     assert has is not None and {index.ids[i] for i in np.flatnonzero(has)} == {"p0001", "p0050"}
@@ -125,9 +125,9 @@ def test_the_global_idf_counts_live_papers_of_every_segment(tmp_path: Path) -> N
     idf = math.log(1 + (59 - 2 + 0.5) / (2 + 0.5))
     for pid, folder, n in (("p0001", "a", 45), ("p0050", "alone", 15)):
         alone = load_lexical_index(tmp_path / folder)
-        own = alone.scores("quokka")[alone.position[pid]]  # the same segment, its own IDF: df 1 of n papers
+        own = alone.scores("quokka")[alone.ids.row(pid)]  # the same segment, its own IDF: df 1 of n papers
         want = idf / math.log(1 + (n - 1 + 0.5) / (1 + 0.5))
-        assert scores[index.position[pid]] / own == pytest.approx(want, rel=1e-5)
+        assert scores[index.ids.row(pid)] / own == pytest.approx(want, rel=1e-5)
 
 
 def test_removed_papers_are_gone_and_a_changed_paper_has_its_new_text(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_removed_papers_are_gone_and_a_changed_paper_has_its_new_text(tmp_path: 
     corpus["p0003"] = _paper("p0003", random.Random(5), "narwhal")  # changed: removed and added
     _extend(tmp_path / "a", tmp_path / "b", corpus, ["p0003"], ["p0003", "p0004", "nowhere"])
     index = load_lexical_index(tmp_path / "b")
-    assert "p0004" not in index.position and index.ids.count("p0003") == 1 and len(index) == 79
+    assert "p0004" not in index.ids and list(index.ids).count("p0003") == 1 and len(index) == 79
     assert _top(index, "quokka") == [] and _top(index, "wombat") == [] and _top(index, "narwhal") == ["p0003"]
     assert index.contains("quokka") is None and index.doc_freq("wombat") == 0
     everything = set().union(*(set(_top(index, q, 100)) for q in _queries()))
@@ -227,7 +227,7 @@ def test_a_format_2_folder_loads_and_extends(tmp_path: Path) -> None:
     _format2(_all(corpus, pids[:100]), tmp_path / "old")
     build_lexical_index(_all(corpus, pids[:100]), tmp_path / "new3")
     old, new3 = load_lexical_index(tmp_path / "old"), load_lexical_index(tmp_path / "new3")
-    assert old.ids == new3.ids == pids[:100]
+    assert list(old.ids) == list(new3.ids) == pids[:100]
     assert all(np.array_equal(old.scores(q), new3.scores(q)) for q in _queries(5))
     _extend(tmp_path / "old", tmp_path / "ext", corpus, pids[100:], pids[:2])
     ext = load_lexical_index(tmp_path / "ext")
@@ -249,8 +249,40 @@ def test_a_damaged_or_missing_index_raises_index_missing(tmp_path: Path) -> None
         _extend(tmp_path / "nothing", tmp_path / "c", corpus, [], [])
     build_lexical_index(_all(corpus), folder)
     (seg,) = [p for p in folder.iterdir() if p.is_dir()]
-    (seg / "rag_ids.json").write_text("[]", encoding="utf-8")
+    (seg / "rag_ids.npy").write_bytes(b"not an array")
     with pytest.raises(IndexMissingError, match=r"BM25 index in .*bm25 is damaged"):
         load_lexical_index(folder)
     with pytest.raises(IndexMissingError, match=r"BM25 index in .*bm25 is damaged"):
         _extend(folder, tmp_path / "d", corpus, [], [])
+
+
+def test_segment_ids_load_from_their_arrays_and_old_segments_from_json(tmp_path: Path) -> None:
+    """A segment's ids are read from ``rag_ids.npy``/``rag_order.npy`` (no Python string per paper); a
+    segment written before them is read from ``rag_ids.json``, and an extension gives it the arrays in the
+    new folder without touching the old one."""
+    from rag.lexical_segments import ID_ARRAYS, IDS_FILE
+
+    corpus = _corpus(40)
+    pids = list(corpus)
+    build_lexical_index(_all(corpus, pids[:30]), tmp_path / "a")
+    (seg,) = [p for p in (tmp_path / "a").iterdir() if p.is_dir()]
+    assert all((seg / name).is_file() for name in ID_ARRAYS)
+    want = {q: load_lexical_index(tmp_path / "a").search(q, 10) for q in _queries(10)}
+    (seg / IDS_FILE).rename(tmp_path / IDS_FILE)  # the arrays are what loading reads
+    index = load_lexical_index(tmp_path / "a")
+    assert list(index.ids) == pids[:30] and {q: index.search(q, 10) for q in want} == want
+    (tmp_path / IDS_FILE).rename(seg / IDS_FILE)
+    for name in ID_ARRAYS:  # a segment written before the arrays
+        (seg / name).unlink()
+    old = load_lexical_index(tmp_path / "a")
+    assert list(old.ids) == pids[:30] and {q: old.search(q, 10) for q in want} == want
+    before = {p.name: p.stat().st_mtime_ns for p in seg.iterdir()}
+    _extend(tmp_path / "a", tmp_path / "b", corpus, pids[30:], [pids[0]])
+    assert {p.name: p.stat().st_mtime_ns for p in seg.iterdir()} == before
+    segs = [p for p in (tmp_path / "b").iterdir() if p.is_dir()]
+    assert len(segs) == 2 and all((s / name).is_file() for s in segs for name in ID_ARRAYS)
+    ext = load_lexical_index(tmp_path / "b")
+    assert sorted(ext.ids) == pids[1:] and ext.ids.row(pids[0]) is None
+    mask = ext.mask([pids[5], "nope", pids[35]])
+    assert mask is not None and sorted(ext.ids.ids_of(np.flatnonzero(mask))) == [pids[5], pids[35]]
+    assert ext.mask(None) is None

@@ -351,8 +351,9 @@ class _FakeBM25:
 class _FakeLexical:
     def __init__(self, docs: list[str]) -> None:
         self.retriever = _FakeBM25(docs)
-        self.ids = [f"p{i}" for i in range(len(docs))]
-        self.position = {pid: i for i, pid in enumerate(self.ids)}
+        from rag.idmap import IdMap
+
+        self.ids = IdMap([f"p{i}" for i in range(len(docs))])
         self.vocab = dict(self.retriever.vocab_dict)
 
     def contains(self, term: str) -> Any:
