@@ -6,9 +6,9 @@ question itself are read by :mod:`rag.query_filters`:
 * :func:`coerce_filters` turns a :class:`Filters`, a dict (``{"author": "Jacot", "year": "2019-2021"}``) or
   ``None`` into a validated :class:`Filters`; unknown names and impossible ranges raise :class:`QueryError`.
   :func:`merge_filters` combines explicit and question filters (explicit ones win field by field).
-* :class:`PaperFilter` matches papers against a :class:`Filters` (authors by full or family name, accent- and
-  case-insensitive; a profile page's owner counts as an author of every paper on it), and says which part
-  of a filter matched nothing.
+* The matching rules for one paper's names and affiliations (:func:`name_matches`, :func:`authors_of`,
+  :func:`affiliation_key`, :func:`author_count`), which :class:`rag.filter_index.PaperFilter` applies to
+  every paper at once over the corpus's metadata columns.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from rag.errors import QueryError
@@ -257,7 +256,7 @@ def author_count(paper: Paper) -> int | None:
     return None
 
 
-def _name_matches(wanted: tuple[str, ...], author: tuple[str, ...]) -> bool:
+def name_matches(wanted: tuple[str, ...], author: tuple[str, ...]) -> bool:
     """Full name, family name (any trailing run of tokens) or initials + family name ("N. Flammarion")."""
     if not wanted or not author:
         return False
@@ -268,138 +267,3 @@ def _name_matches(wanted: tuple[str, ...], author: tuple[str, ...]) -> bool:
         firsts = wanted[:-1]
         return all(len(f) == 1 for f in firsts) and firsts[0] == author[0][0]
     return False
-
-
-@dataclass
-class PaperFilter:
-    """Matches papers against filters; built once per corpus (see :meth:`from_papers`)."""
-
-    papers: Mapping[str, Paper]
-    authors: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
-    kinds: dict[str, str] = field(default_factory=dict)
-    categories: dict[str, str] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_papers(cls, papers: Mapping[str, Paper]) -> PaperFilter:
-        authors = {pid: [name_tokens(a) for a in authors_of(p)] for pid, p in papers.items()}
-        kinds = {fold(p.kind): p.kind for p in papers.values() if p.kind}
-        cats = {fold(p.category): p.category for p in papers.values() if p.category}
-        sources = sorted({s for p in papers.values() for s in (p.sources or [p.source])})
-        return cls(papers, authors, kinds, cats, sources)
-
-    # single conditions ------------------------------------------------------------------------------
-    def _author_ok(self, pid: str, wanted: list[tuple[str, ...]]) -> bool:
-        return any(_name_matches(w, a) for w in wanted for a in self.authors.get(pid, []))
-
-    @staticmethod
-    def _source_ok(paper: Paper, wanted: list[str]) -> bool:
-        have = [fold(s) for s in (paper.sources or [paper.source])]
-        return any(h == w or h.startswith(w) or h.rsplit(".", 1)[0] == w for w in wanted for h in have)
-
-    def conditions(self, filters: Filters) -> list[tuple[str, Any]]:
-        """(description, predicate) for each non-empty part of ``filters``."""
-        out: list[tuple[str, Any]] = []
-        if filters.authors and filters.authors_together and len(filters.authors) > 1:
-            each = [[name_tokens(a)] for a in filters.authors]
-            out.append(
-                (
-                    "authors " + " and ".join(filters.authors),
-                    lambda p: all(self._author_ok(p.id, w) for w in each),
-                )
-            )
-        elif filters.authors:
-            wanted = [name_tokens(a) for a in filters.authors]
-            out.append(("author " + " or ".join(filters.authors), lambda p: self._author_ok(p.id, wanted)))
-        lo, hi = filters.year_min, filters.year_max
-        if lo is not None or hi is not None:
-            desc = Filters(year_min=lo, year_max=hi).describe()
-            out.append(
-                (
-                    desc,
-                    lambda p: (
-                        p.year is not None and (lo is None or p.year >= lo) and (hi is None or p.year <= hi)
-                    ),
-                )
-            )
-        if filters.sources:
-            srcs = [fold(s) for s in filters.sources]
-            out.append(("source " + " or ".join(filters.sources), lambda p: self._source_ok(p, srcs)))
-        if filters.categories:
-            cats = {fold(c) for c in filters.categories}
-            out.append(
-                (
-                    "category " + " or ".join(filters.categories),
-                    lambda p: p.category is not None and fold(p.category) in cats,
-                )
-            )
-        if filters.kinds:
-            kinds = {fold(k).rstrip("s") if fold(k) not in self.kinds else fold(k) for k in filters.kinds}
-            kinds |= {fold(k) for k in filters.kinds}
-            out.append(
-                ("kind " + " or ".join(filters.kinds), lambda p: p.kind is not None and fold(p.kind) in kinds)
-            )
-        if filters.affiliations:
-            affs = {affiliation_key(a) for a in filters.affiliations}
-            out.append(
-                (
-                    "affiliation " + " or ".join(filters.affiliations),
-                    lambda p: any(affiliation_key(a) in affs for a in p.affiliations),
-                )
-            )
-        if filters.upvotes_min is not None:
-            up = filters.upvotes_min
-            out.append((f"upvotes ≥ {up}", lambda p: p.upvotes is not None and p.upvotes >= up))
-        n_lo, n_hi = filters.n_authors_min, filters.n_authors_max
-        if n_lo is not None or n_hi is not None:
-            desc = Filters(n_authors_min=n_lo, n_authors_max=n_hi).describe()
-            desc = desc.replace("authors:", "author count")
-
-            def count_ok(p: Paper) -> bool:
-                n = author_count(p)
-                return n is not None and (n_lo is None or n >= n_lo) and (n_hi is None or n <= n_hi)
-
-            out.append((desc, count_ok))
-        if filters.sources_min is not None:
-            n_src = filters.sources_min
-            out.append((f"listed in ≥ {n_src} sources", lambda p: len(set(p.sources or [p.source])) >= n_src))
-        return out
-
-    def allowed(self, filters: Filters) -> set[str]:
-        """Ids of the papers that pass every part of ``filters`` (all papers when it is empty)."""
-        conds = [pred for _, pred in self.conditions(filters)]
-        return {pid for pid, p in self.papers.items() if all(pred(p) for pred in conds)}
-
-    def explain_empty(self, filters: Filters) -> str:
-        """Why ``filters`` allows no paper: the parts that match nothing, or the combination."""
-        conds = self.conditions(filters)
-        counts = [(desc, sum(1 for p in self.papers.values() if pred(p))) for desc, pred in conds]
-        empty = [desc for desc, n in counts if n == 0]
-        if empty:
-            return "No indexed paper matches " + "; ".join(empty) + "."
-        parts = ", ".join(f"{desc} alone matches {n}" for desc, n in counts)
-        return f"No indexed paper matches all of the filters together ({parts})."
-
-    def chroma_where(self, filters: Filters) -> dict[str, Any] | None:
-        """The exact-valued parts of ``filters`` (year, category, kind, source) as a Chroma ``where``."""
-        parts: list[dict[str, Any]] = []
-        if filters.year_min is not None:
-            parts.append({"year": {"$gte": filters.year_min}})
-        if filters.year_max is not None:
-            parts.append({"year": {"$lte": filters.year_max}})
-        if filters.categories:
-            cats = [self.categories[fold(c)] for c in filters.categories if fold(c) in self.categories]
-            parts.append({"category": {"$in": cats or ["\x00none"]}})
-        if filters.kinds:
-            kinds = [self.kinds[k] for k in (fold(x) for x in filters.kinds) if k in self.kinds]
-            kinds += [
-                self.kinds[k.rstrip("s")]
-                for k in (fold(x) for x in filters.kinds)
-                if k not in self.kinds and k.rstrip("s") in self.kinds
-            ]
-            parts.append({"kind": {"$in": kinds or ["\x00none"]}})
-        if filters.sources and all(s in self.sources for s in filters.sources):
-            parts.append({"source": {"$in": list(filters.sources)}})
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else {"$and": parts}

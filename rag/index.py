@@ -55,6 +55,7 @@ from rag.index_reconcile import (
 from rag.integrity import fingerprint, read_json_object
 from rag.late import LATE_DIR, PARTS_DIR, consolidate, is_current
 from rag.late_parts import PartWriter
+from rag.records import write_records
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
 from rag.store import Store, chroma_metadata
@@ -344,10 +345,8 @@ def _build(
         shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
 
     # The records beside the collection, written after the vectors; the manifest last.
-    papers_text = "".join(p.model_dump_json() + "\n" for p in papers)
-    papers_path = folder / PAPERS_FILE
-    if not papers_path.is_file() or papers_path.read_bytes() != papers_text.encode("utf-8"):
-        write_atomic(papers_path, papers_text)
+    papers_path = folder / PAPERS_FILE  # with what search reads instead of parsing every record (rag.records)
+    write_records(folder, papers, "".join(p.model_dump_json() + "\n" for p in papers))
     old_counts = {k: v.get("chunks", 0) for k, v in old_manifest.get("paper_hashes", {}).items()}
     n_chunks: dict[str, int] = {}
     for c in new_chunks:

@@ -1,5 +1,8 @@
 """The opened index a search reads: store, paper records, filter and author lexicon, loaded once per process.
 
+The records are read on demand (:class:`rag.records.PaperRecords`); the filter and the lexicon come with them,
+derived once per ``papers.jsonl``.
+
 Cached per home, collection and the stamps of the files that change on a re-index (``current.json``, the
 manifest, ``papers.jsonl``), so a search after `rag index` in the same process sees the new index. On a
 Chroma server the home first fetches the files another home published (:mod:`rag.shared_index`).
@@ -13,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import IndexMissingError
-from rag.filters import PaperFilter
+from rag.filter_index import PaperFilter
 from rag.query_filters import AuthorLexicon
+from rag.records import PaperRecords
 from rag.settings import Settings
 from rag.types import Paper
 
@@ -24,7 +28,7 @@ class OpenIndex:
     """What search needs from one index, loaded once per process (see :func:`open_index`)."""
 
     store: Any
-    papers: dict[str, Paper]
+    papers: PaperRecords
     filter: PaperFilter
     lexicon: AuthorLexicon
     chunks_per_paper: float
@@ -86,8 +90,8 @@ def open_index(settings: Settings) -> OpenIndex:
     index = OpenIndex(
         store=store,
         papers=papers,
-        filter=PaperFilter.from_papers(papers),
-        lexicon=AuthorLexicon.from_papers(papers.values()),
+        filter=PaperFilter(papers.columns, papers.ids),
+        lexicon=papers.lexicon,
         chunks_per_paper=max(1.0, count / max(1, len(papers))),
         folder=store.folder,
     )

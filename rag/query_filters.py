@@ -9,15 +9,14 @@ stripped from the text used for retrieval. Explicit filters and matching live in
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rag.errors import QueryError
 from rag.filters import affiliation_key, author_count, authors_of, check_years, clean_text, name_tokens
 from rag.query_metadata import find_affiliations, find_counts, find_several_sources
-from rag.types import Filters, Paper, combining_marks, fold
+from rag.types import Filters, Paper, fold
+from rag.word_counts import count
 
 _PARTICLES = {
     "van",
@@ -94,7 +93,6 @@ _YEAR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"\b(?:until|till|up\s+to|through|no\s+later\s+than)\s+{_Y}\b", re.I), "upto"),
     (re.compile(rf"\b(?:in|from|during|of|year)\s+{_Y}\b", re.I), "exact"),
 ]
-_LETTERS = re.compile(r"[a-z]+")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 
 
@@ -127,10 +125,19 @@ class AuthorLexicon:
     has_author_counts: bool = False
 
     @classmethod
-    def from_papers(cls, papers: Iterable[Paper]) -> AuthorLexicon:
+    def from_papers(
+        cls, papers: Iterable[Paper], word_counts: Callable[[], Mapping[str, int]] | None = None
+    ) -> AuthorLexicon:
+        """The lexicon of ``papers``. ``common`` holds only the words it is asked about: family names and
+        one-word affiliations that also occur at least twice in the titles and abstracts. ``word_counts``
+        gives those counts (:mod:`rag.word_counts`; asked for only when the corpus has such names); without
+        it, ``papers`` is kept in a list and counted."""
+        if word_counts is None:
+            papers = list(papers)
+            kept = papers
+            word_counts = lambda: count(p.title + " " + p.abstract for p in kept)  # noqa: E731
         full: dict[tuple[str, ...], str] = {}
         family: dict[tuple[str, ...], str] = {}
-        vocab: Counter[str] = Counter()  # counted in C: a dict update per word was most of the build
         kinds: dict[str, str] = {}
         cats: dict[str, str] = {}
         affs: dict[str, str] = {}
@@ -152,20 +159,14 @@ class AuthorLexicon:
                         fam = toks[-2:]
                     if len(fam[-1]) >= 3:
                         family.setdefault(fam, fam_display(name, len(fam)))
-            vocab.update(_letter_runs(p.title + " " + p.abstract))
             if p.kind and fold(p.kind) != "paper":
                 kinds[fold(p.kind)] = p.kind
             if p.category:
                 cats[fold(p.category)] = p.category
-        common = {w for w, n in vocab.items() if n >= 2}
+        asked = {fam[-1] for fam in family} | {key for key in affs if " " not in key}
+        counts = word_counts() if asked else {}
+        common = {w for w in asked if counts.get(w, 0) >= 2}
         return cls(full, family, common, kinds, cats, has_years, affs, has_upvotes, has_counts)
-
-
-def _letter_runs(text: str) -> list[str]:
-    """The ``[a-z]+`` runs of ``fold(text)``, without fold's whitespace pass (letters are all that count)."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text).translate(combining_marks())
-    return _LETTERS.findall(text.casefold())
 
 
 def fam_display(name: str, n: int) -> str:

@@ -220,9 +220,12 @@ def search(
     floor = min(dense.values()) if dense else None
     coverage = _coverage(index, parsed.text, order) if dense else {}
     hits: list[Hit] = []
+    shown = max(k, rs.rerank_depth) if rs.rerank_model else k  # records are read only for these
     for pid in order:
-        paper = index.papers.get(pid)
+        paper = index.papers.get(pid) if len(hits) < shown else None
         if paper is None:
+            if len(hits) >= shown:
+                break
             continue
         ranks = {}
         if pid in dense_rank:
@@ -247,7 +250,7 @@ def search(
             )
         )
     # texts for the hits shown, and for the reranker's head when one is set
-    hits = _with_texts(hits, max(k, rs.rerank_depth) if rs.rerank_model else k, settings)
+    hits = _with_texts(hits, shown, settings)
     hits = _rerank(hits, parsed.text, settings)[:k]
 
     note: str | None = None
@@ -328,12 +331,9 @@ def _paper_text(paper: Paper) -> str:
 
 def _listing(index: _Index, allowed: set[str], k: int) -> list[Hit]:
     """Filter-only questions: the matching papers, newest first."""
-    papers = sorted(
-        (index.papers[pid] for pid in allowed),
-        key=lambda p: (-(p.year or 0), p.date or "", p.title.casefold()),
-    )
+    papers = [index.papers[pid] for pid in index.filter.newest(allowed, k)]
     return [
-        Hit(paper=p, score=1.0, text=_paper_text(p), retrievers=["filter"], relevance=1.0) for p in papers[:k]
+        Hit(paper=p, score=1.0, text=_paper_text(p), retrievers=["filter"], relevance=1.0) for p in papers
     ]
 
 

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
@@ -43,7 +43,6 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from rag import migrate
 from rag.corpus_identity import (
     CORPUS_KEY,
-    PAPERS_FILE,
     SCHEMA_VERSION,
     check_current,
     collection_name,
@@ -55,7 +54,10 @@ from rag.corpus_identity import (
 from rag.errors import IndexMissingError, RagError
 from rag.settings import Settings
 from rag.store_faults import check_embedded, parse_url, store_fault, unreachable
-from rag.types import Chunk, Paper, fold
+from rag.types import Chunk, fold
+
+if TYPE_CHECKING:
+    from rag.records import PaperRecords
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class Store:
         """The collection predates corpus names (``<prefix>-<hash>``, no ``rag_corpus`` metadata)."""
         self.folder: Path = settings.index_dir / name
         self.url: str | None = settings.chroma_url
-        self._papers: dict[str, Paper] | None = None
+        self._papers: PaperRecords | None = None
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -264,28 +266,13 @@ class Store:
         docs = got.get("documents") or [""] * len(got["ids"])
         return {cid: doc or "" for cid, doc in zip(got["ids"], docs, strict=True)}
 
-    def papers(self) -> dict[str, Paper]:
-        """The indexed papers (from ``papers.jsonl`` beside the collection), by id."""
+    def papers(self) -> PaperRecords:
+        """The indexed papers (``papers.jsonl`` beside the collection) by id, each read when asked for
+        (:class:`rag.records.PaperRecords`)."""
         if self._papers is None:
-            path = self.folder / PAPERS_FILE
-            if not path.is_file():
-                raise IndexMissingError(f"{path} is missing: run `rag index` to complete the index.")
-            papers: dict[str, Paper] = {}
-            n = 0
-            try:
-                with path.open(encoding="utf-8") as fh:
-                    for line in fh:
-                        n += 1
-                        if line.strip():
-                            paper = Paper.model_validate_json(line)
-                            papers[paper.id] = paper
-            except (OSError, ValueError) as exc:  # pydantic's ValidationError and UnicodeDecodeError too
-                first = str(exc).strip().splitlines()[0]
-                raise IndexMissingError(
-                    f"{path} is damaged (line {n}: {first}): run `rag index` to rewrite it (nothing is "
-                    "re-embedded)."
-                ) from exc
-            self._papers = papers
+            from rag.records import PaperRecords
+
+            self._papers = PaperRecords(self.folder)
         return self._papers
 
     def max_batch_size(self) -> int:

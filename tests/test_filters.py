@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rag.errors import QueryError
-from rag.filters import PaperFilter, coerce_filters, merge_filters, parse_year
+from rag.filter_index import PaperFilter
+from rag.filters import coerce_filters, merge_filters, parse_year
 from rag.query_filters import AuthorLexicon, is_listing, parse_query
 from rag.types import Filters, Paper
 

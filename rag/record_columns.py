@@ -1,0 +1,182 @@
+"""The filterable metadata of every paper as numpy columns, what :class:`rag.filter_index.PaperFilter` reads.
+
+One row per paper, in the order of ``papers.jsonl``. Single values are int32 columns (``NONE`` when the paper
+has none); small vocabularies (kind, category) are codes into a list of their spellings; lists (sources,
+affiliations, author names) are CSR pairs — ``ptr`` (row ``i``'s codes are ``codes[ptr[i]:ptr[i+1]]``) and
+``codes`` into a vocabulary. Author names are kept once each, as their folded tokens, sorted by family name
+(last token) so a wanted name is compared only with the names that share its last token. ``rank`` is each
+paper's place in the listing order (newest first, then date, then title), so a filter-only question lists
+its papers without reading them.
+
+At a million papers this is a few tens of MB, where ``Paper`` objects held ~6 GB (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.filters import affiliation_key, author_count, authors_of, name_tokens
+from rag.types import Paper
+
+NONE = np.iinfo(np.int32).min
+"""The value of an int32 column for a paper without one."""
+SEP = "\x1f"
+"""Between a name's tokens in ``names``."""
+
+
+@dataclass
+class Columns:
+    """See the module docstring."""
+
+    year: np.ndarray
+    upvotes: np.ndarray
+    n_authors: np.ndarray
+    kind: np.ndarray
+    category: np.ndarray
+    rank: np.ndarray
+    source_ptr: np.ndarray
+    source_codes: np.ndarray
+    aff_ptr: np.ndarray
+    aff_codes: np.ndarray
+    author_ptr: np.ndarray
+    author_codes: np.ndarray
+    names: np.ndarray
+    """Distinct author names, each its folded tokens joined by ``SEP`` (UTF-8 bytes), sorted by ``family``."""
+    family: np.ndarray
+    """Each name's last token (UTF-8 bytes), sorted: ``names[i]``'s family name is ``family[i]``."""
+    kinds: list[str]
+    categories: list[str]
+    sources: list[str]
+    affiliations: list[str]
+    """Affiliation keys (:func:`rag.filters.affiliation_key`)."""
+
+    def __len__(self) -> int:
+        return len(self.year)
+
+    # --------------------------------------------------------------------------------------- matching
+    def any_code(self, ptr: np.ndarray, codes: np.ndarray, hit: np.ndarray) -> np.ndarray:
+        """Per row: does any of its codes have ``hit[code]`` True?"""
+        if not len(codes):
+            return np.zeros(len(ptr) - 1, dtype=bool)
+        cum = np.concatenate(([0], np.cumsum(hit[codes], dtype=np.int64)))
+        return (cum[ptr[1:]] - cum[ptr[:-1]]) > 0
+
+    def name_candidates(self, last: str) -> tuple[int, list[tuple[str, ...]]]:
+        """The first code and the token tuples of the author names whose last token is ``last``."""
+        key = last.encode("utf-8")
+        lo = int(np.searchsorted(self.family, key, side="left"))
+        hi = int(np.searchsorted(self.family, key, side="right"))
+        return lo, [tuple(bytes(n).decode("utf-8").split(SEP)) for n in self.names[lo:hi]]
+
+    # ---------------------------------------------------------------------------------------- storage
+    def save(self, folder: Path) -> None:
+        vocab = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                np.save(folder / f"{f.name}.npy", value, allow_pickle=False)
+            else:
+                vocab[f.name] = value
+        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> Columns:
+        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in vocab:
+                values[f.name] = list(vocab[f.name])
+            else:
+                values[f.name] = np.load(folder / f"{f.name}.npy", allow_pickle=False)
+        return cls(**values)
+
+
+def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    ptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum([len(x) for x in lists])
+    codes = np.fromiter((c for x in lists for c in x), dtype=np.int32, count=int(ptr[-1]))
+    return ptr, codes
+
+
+def _code(vocab: dict[str, int], value: str) -> int:
+    return vocab.setdefault(value, len(vocab))
+
+
+def _value(x: int | None) -> int:
+    return NONE if x is None else int(x)
+
+
+class ColumnBuilder:
+    """Collects papers one at a time (:meth:`add`) and makes the :class:`Columns` (:meth:`columns`)."""
+
+    def __init__(self) -> None:
+        singles = ("year", "upvotes", "n_authors", "kind", "category")
+        self.ints: dict[str, list[int]] = {k: [] for k in singles}
+        self.lists: dict[str, list[list[int]]] = {"source": [], "aff": [], "author": []}
+        self.vocab: dict[str, dict[str, int]] = {k: {} for k in ("kind", "category", *self.lists)}
+        self.sort_keys: list[tuple[int, str, str]] = []
+
+    def add(self, p: Paper) -> None:
+        ints, lists, vocab = self.ints, self.lists, self.vocab
+        ints["year"].append(_value(p.year))
+        ints["upvotes"].append(_value(p.upvotes))
+        ints["n_authors"].append(_value(author_count(p)))
+        ints["kind"].append(_code(vocab["kind"], p.kind) if p.kind else -1)
+        ints["category"].append(_code(vocab["category"], p.category) if p.category else -1)
+        lists["source"].append(sorted({_code(vocab["source"], s) for s in (p.sources or [p.source])}))
+        lists["aff"].append(sorted({_code(vocab["aff"], affiliation_key(a)) for a in p.affiliations}))
+        names = (SEP.join(t) for t in (name_tokens(a) for a in authors_of(p)) if t)
+        lists["author"].append([_code(vocab["author"], n) for n in names])
+        self.sort_keys.append((-(p.year or 0), p.date or "", p.title.casefold()))
+
+    def columns(self) -> Columns:
+        arrays = {k: np.asarray(v, dtype=np.int32) for k, v in self.ints.items()}
+        rank = np.empty(len(self.sort_keys), dtype=np.int32)
+        order = sorted(range(len(self.sort_keys)), key=self.sort_keys.__getitem__)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        # author names sorted by family name: codes are re-numbered in that order
+        names = list(self.vocab["author"])
+        by_family = sorted(range(len(names)), key=lambda i: (names[i].rsplit(SEP, 1)[-1], names[i]))
+        renumber = np.empty(len(names), dtype=np.int32)
+        renumber[by_family] = np.arange(len(names), dtype=np.int32)
+        author_ptr, author_codes = _csr(self.lists["author"])
+        source_ptr, source_codes = _csr(self.lists["source"])
+        aff_ptr, aff_codes = _csr(self.lists["aff"])
+        sorted_names = [names[i] for i in by_family]
+        return Columns(
+            **arrays,
+            rank=rank,
+            source_ptr=source_ptr,
+            source_codes=source_codes,
+            aff_ptr=aff_ptr,
+            aff_codes=aff_codes,
+            author_ptr=author_ptr,
+            author_codes=renumber[author_codes] if len(author_codes) else author_codes,
+            names=_utf8(sorted_names),
+            family=_utf8([n.rsplit(SEP, 1)[-1] for n in sorted_names]),
+            kinds=list(self.vocab["kind"]),
+            categories=list(self.vocab["category"]),
+            sources=list(self.vocab["source"]),
+            affiliations=list(self.vocab["aff"]),
+        )
+
+
+def _utf8(values: list[str]) -> np.ndarray:
+    if not values:
+        return np.zeros(0, dtype="S1")
+    return np.asarray([v.encode("utf-8") for v in values], dtype=bytes)
+
+
+def columns_of(papers: Iterable[Paper]) -> Columns:
+    """The columns of ``papers``, in the order given."""
+    builder = ColumnBuilder()
+    for p in papers:
+        builder.add(p)
+    return builder.columns()
+
