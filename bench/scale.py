@@ -14,7 +14,9 @@ every step in its own process so its peak RSS is its own:
   ``papers.jsonl`` (records), ``manifest.json``, the rest;
 * ``noop``   — the same sources again (nothing to do);
 * ``serve``  — open the index and run hybrid searches at k=10 (SciFact test questions), warm: p50, p95,
-  the first search, peak RSS;
+  the first search (opening included), peak RSS, and the anonymous memory after each step of opening
+  (Chroma's HNSW, the records, BM25, late/, the query encoder) and after the searches: what a search
+  process holds when Chroma runs as a server is everything but the Chroma step;
 * ``add``    — the same home with ``--extra`` more papers (a second file) vs those papers ``alone`` in a
   fresh home.
 
@@ -228,20 +230,44 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def anon_mb() -> float:
+    """This process's anonymous resident memory (its own heap, not file pages mapped from the index)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def work_serve(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
+    from rag.corpus_identity import BM25_DIR
+    from rag.late import get_late_index
+    from rag.lexical import get_lexical_index
     from rag.query_encoder import get_query_encoder
     from rag.retrieve import search
     from rag.settings import Settings
+    from rag.store import Store
 
     settings = Settings(home=Path(spec["home"]))
     queries = spec["queries"]
+    steps: dict[str, float] = {"imports": anon_mb()}  # anonymous MB after each step of opening the index
+    t = time.perf_counter()
+    store = Store.open(settings)
+    store.count()
+    steps["chroma"] = anon_mb()  # embedded Chroma loads its HNSW index (vectors + graph) here
+    store.papers()
+    steps["records"] = anon_mb()  # ids, offsets, metadata columns, author lexicon (rag.records)
+    get_lexical_index(store.folder / BM25_DIR)
+    steps["bm25"] = anon_mb()
+    get_late_index(store.folder)
+    steps["late"] = anon_mb()
     clock = Clock()  # the question's forward pass (real MiniLM, numpy), part of every search
     clock.wrap(get_query_encoder(settings), "encode_query_with_tokens", "query encoder")
-    t = time.perf_counter()
+    steps["query encoder"] = anon_mb()
     first = search(queries[0], k=10, settings=settings, mode="hybrid")
     first_s = time.perf_counter() - t
+    steps["first search"] = anon_mb()
     for q in queries[1:4]:  # warm: caches, mmaps, the query encoder
         search(q, k=10, settings=settings, mode="hybrid")
     times, counts = [], []
@@ -262,6 +288,7 @@ def work_serve(spec: dict[str, Any]) -> dict[str, Any]:
         "mean_ms": round(float(ms.mean()), 1),
         "query_encoder_mean_ms": round(1000 * clock.seconds.get("query encoder", 0.0) / len(times), 1),
         "peak_rss_mb": round(peak_rss_mb()),
+        "anon_mb_by_step": {**{k: round(v) for k, v in steps.items()}, "searches": round(anon_mb())},
     }
 
 
