@@ -11,7 +11,7 @@ every step in its own process so its peak RSS is its own:
 * ``index``  — build from scratch; wall seconds, the embedder's seconds (timed inside the process), the
   pipeline's steps (parse, chunk, Chroma reads and writes, BM25, late store), peak RSS;
 * disk bytes per paper by component: ``chroma/`` (vectors, texts, metadata), ``bm25/``, ``late/``,
-  ``papers.jsonl`` (records), ``manifest.json``, the rest;
+  records (``papers.jsonl`` and ``records.npz``), ``manifest.json``, the rest;
 * ``noop``   — the same sources again (nothing to do);
 * ``serve``  — open the index and run hybrid searches at k=10 (SciFact test questions), warm: p50, p95,
   the first search (opening included), peak RSS, and the anonymous memory after each step of opening
@@ -321,7 +321,7 @@ def disk_bytes(home: Path) -> dict[str, int]:
             key = "chroma"
         elif len(rel) > 1 and rel[1] in ("bm25", "late"):
             key = rel[1]
-        elif rel[-1] == "papers.jsonl":
+        elif rel[-1] in ("papers.jsonl", "records.npz"):  # the records and what search derives from them
             key = "records"
         elif rel[-1] == "manifest.json":
             key = "manifest"
