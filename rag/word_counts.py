@@ -44,10 +44,12 @@ def updated(counts: Counter[str], added: Iterable[str], removed: Iterable[str]) 
 
 
 def to_arrays(counts: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The words, newline-joined as one byte array (no per-word padding), and their counts."""
     words = sorted(counts)
-    data = np.asarray([w.encode("ascii") for w in words], dtype=bytes) if words else np.zeros(0, "S1")
-    return data, np.asarray([counts[w] for w in words], dtype=np.int64)
+    joined = np.frombuffer("\n".join(words).encode("ascii"), dtype=np.uint8)
+    return joined, np.asarray([counts[w] for w in words], dtype=np.int32)
 
 
-def from_arrays(words: np.ndarray, numbers: np.ndarray) -> Counter[str]:
-    return Counter(dict(zip((bytes(w).decode("ascii") for w in words), numbers.tolist(), strict=True)))
+def from_arrays(joined: np.ndarray, numbers: np.ndarray) -> Counter[str]:
+    words = bytes(joined).decode("ascii").split("\n") if len(numbers) else []
+    return Counter(dict(zip(words, numbers.tolist(), strict=True)))
