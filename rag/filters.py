@@ -13,6 +13,7 @@ question itself are read by :mod:`rag.query_filters`:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -230,7 +231,10 @@ def clean_text(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- matching
+@functools.lru_cache(maxsize=1 << 18)
 def name_tokens(name: str) -> tuple[str, ...]:
+    """A name's folded tokens ('Clément Hongler' → ('clement', 'hongler')). Cached: the same authors recur
+    across papers, and every index run that changes the records tokenises every author (rag.records)."""
     return tuple(t for t in re.split(r"[\s.\-,]+", fold(name)) if t)
 
 
