@@ -32,8 +32,6 @@ class PaperFilter:
 
     def __post_init__(self) -> None:
         self.kinds = _last_wins(self.columns.kinds)
-        self.categories = _last_wins(self.columns.categories)
-        self.sources = sorted(self.columns.sources)
 
     @classmethod
     def from_papers(cls, papers: Mapping[str, Paper]) -> PaperFilter:
@@ -151,30 +149,6 @@ class PaperFilter:
             return "No indexed paper matches " + "; ".join(empty) + "."
         parts = ", ".join(f"{desc} alone matches {n}" for desc, n in counts)
         return f"No indexed paper matches all of the filters together ({parts})."
-
-    def chroma_where(self, filters: Filters) -> dict[str, object] | None:
-        """The exact-valued parts of ``filters`` (year, category, kind, source) as a Chroma ``where``."""
-        parts: list[dict[str, object]] = []
-        if filters.year_min is not None:
-            parts.append({"year": {"$gte": filters.year_min}})
-        if filters.year_max is not None:
-            parts.append({"year": {"$lte": filters.year_max}})
-        if filters.categories:
-            cats = [self.categories[fold(c)] for c in filters.categories if fold(c) in self.categories]
-            parts.append({"category": {"$in": cats or ["\x00none"]}})
-        if filters.kinds:
-            kinds = [self.kinds[k] for k in (fold(x) for x in filters.kinds) if k in self.kinds]
-            kinds += [
-                self.kinds[k.rstrip("s")]
-                for k in (fold(x) for x in filters.kinds)
-                if k not in self.kinds and k.rstrip("s") in self.kinds
-            ]
-            parts.append({"kind": {"$in": kinds or ["\x00none"]}})
-        if filters.sources and all(s in self.sources for s in filters.sources):
-            parts.append({"source": {"$in": list(filters.sources)}})
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 def _last_wins(values: list[str]) -> dict[str, str]:

@@ -49,8 +49,13 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "dense", "bm25")
 MAX_QUERY_CHARS = 8000
 """Longer queries are refused: a question, or a pasted abstract, fits well inside this."""
-ID_LIST_MAX = 2000
-"""Allow-lists up to this many papers go to Chroma as ``paper_id $in``; larger ones are post-filtered."""
+ID_LIST_MAX = 20_000
+"""Allow-lists up to this many papers go to Chroma as ``paper_id $in``. Larger ones are not sent: Chroma is
+asked for more chunks, unfiltered, and its hits are filtered here. Measured at 100k papers (one query, 300
+chunks): ``$in`` of 2,782 ids 123 ms, of 10,000 ids 176 ms, of 30,000 ids 408 ms; the same year filters as
+a metadata range (``$gte``/``$lte``) 698 and 1,089 ms; unfiltered, 3 ms for 300 chunks, 70 ms for 10,000."""
+OVERFETCH_MAX = 20_000
+"""At most this many chunks are asked for when a large allow-list is applied after the query."""
 
 
 def check_query(query: Any) -> str:
@@ -70,7 +75,7 @@ def check_query(query: Any) -> str:
 
 # -------------------------------------------------------------------------------------- retrievers
 def _dense(
-    index: _Index, vector: np.ndarray, depth: int, allowed: set[str] | None, filters: Filters
+    index: _Index, vector: np.ndarray, depth: int, allowed: set[str] | None
 ) -> tuple[dict[str, float], dict[str, Any]]:
     total = len(index.papers)
     where: dict[str, Any] | None = None
@@ -80,9 +85,8 @@ def _dense(
             where = {"paper_id": {"$in": sorted(allowed)}}
             if len(allowed) <= depth:  # a selective filter: score every chunk of every allowed paper
                 n = math.ceil(len(allowed) * index.chunks_per_paper * 3) + 10
-        else:
-            where = index.filter.chroma_where(filters)
-            n = math.ceil(n * total / len(allowed))
+        else:  # as many chunks as hold ``n`` allowed ones on average, filtered below
+            n = max(n, min(math.ceil(n * total / len(allowed)), OVERFETCH_MAX))
     hits = index.store.query(vector, n, where=where, contents=False)
     if allowed is not None:
         hits = [h for h in hits if h.paper_id in allowed]
@@ -193,7 +197,7 @@ def search(
             pieces = (ids, vecs)
         else:
             vector = embedder.encode_query(parsed.text)
-        dense, chunks = _dense(index, vector, depth, allowed, applied)
+        dense, chunks = _dense(index, vector, depth, allowed)
     lexical = _bm25(index, parsed.text, depth, allowed)  # in dense mode too: it feeds the relevance
     if mode == "hybrid":
         knobs: dict[str, Any] = {

@@ -183,18 +183,6 @@ def test_explain_empty_names_the_filter(pfilter: PaperFilter) -> None:
     assert "together" in text and "author Jacot alone matches 2" in text
 
 
-def test_chroma_where(pfilter: PaperFilter) -> None:
-    assert pfilter.chroma_where(Filters()) is None
-    where = pfilter.chroma_where(Filters(year_min=2020, year_max=2021, kinds=["posters"], categories=["lg"]))
-    assert where == {
-        "$and": [
-            {"year": {"$gte": 2020}},
-            {"year": {"$lte": 2021}},
-            {"category": {"$in": ["LG"]}},
-            {"kind": {"$in": ["poster"]}},
-        ]
-    }
-
 
 # ------------------------------------------------------------------------------------- question parsing
 def test_parse_author_and_year_from_question(lexicon: AuthorLexicon) -> None:

@@ -237,6 +237,30 @@ def test_explicit_filters(seeds_settings) -> None:  # type: ignore[no-untyped-de
     assert n_posters == 57  # every poster is scored when the filter allows fewer papers than the depth
 
 
+def test_a_large_allow_list_is_applied_after_the_dense_query(  # type: ignore[no-untyped-def]
+    seeds_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.retrieve
+    from rag.retrieve import search
+
+    asked: list[object] = []
+    question, years = "training dynamics of neural networks", {"year": "2023-"}
+    sent = search(question, k=10, filters=years, settings=seeds_settings)
+    monkeypatch.setattr(rag.retrieve, "ID_LIST_MAX", 5)  # the 2023- papers are now a "large" allow-list
+    store = rag.retrieve._open(seeds_settings).store
+    query = store.query
+
+    def recorded(v, n, where=None, **kw):  # type: ignore[no-untyped-def]
+        asked.append(where)
+        return query(v, n, where, **kw)
+
+    monkeypatch.setattr(store, "query", recorded)
+    after = search(question, k=10, filters=years, settings=seeds_settings)
+    assert asked == [None]  # nothing sent to Chroma: filtered here
+    assert all(h.paper.year is not None and h.paper.year >= 2023 for h in after)
+    assert [h.paper.id for h in after][:5] == [h.paper.id for h in sent][:5]
+
+
 @pytest.mark.slow
 def test_filter_matching_nothing_says_which(seeds_settings) -> None:  # type: ignore[no-untyped-def]
     from rag.retrieve import search
