@@ -52,7 +52,7 @@ def metrics(run: dict[str, Any], encoder_per_chunk: float | None) -> dict[str, f
         "serve_rss_mb": serve.get("peak_rss_mb"),
     })
     steps = serve.get("anon_mb_by_step") or {}
-    if steps:  # the process's own memory; Chroma's step is its HNSW, held by the server in a server deployment
+    if steps:  # the process's own memory; Chroma's step is its HNSW, which a Chroma server holds instead
         peak = max(steps.values())
         chroma = steps["chroma"] - steps["imports"]
         out.update({"serve_anon_mb": peak, "chroma_hnsw_mb": chroma, "serve_app_mb": peak - chroma})
