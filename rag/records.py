@@ -54,6 +54,7 @@ def _stamp(path: Path | BinaryIO) -> list[int]:
 
 
 _BLANK = np.frombuffer(b" \t\r\n", dtype=np.uint8)
+_PER_PAPER = ("year", "upvotes", "n_authors", "kind", "category", "rank")
 
 
 def _record_lines(fh: BinaryIO) -> np.ndarray:
@@ -127,6 +128,14 @@ class _Derived:
             raise _damaged(path, len(ids) + 1, ValueError(f"{lines.shape[1]} records for {len(ids)} papers"))
         return cls(lines, IdMap(ids), builder.columns(), lexicon, counted[0] if counted else None)
 
+    def check(self) -> None:
+        """ValueError unless every part describes the same papers (a file saved whole but wrong)."""
+        n, cols = len(self.ids), self.columns
+        rows = [len(getattr(cols, f.name)) for f in fields(Columns) if f.name in _PER_PAPER]
+        ptrs = [len(getattr(cols, f"{part}_ptr")) - 1 for part in ("source", "aff", "author")]
+        if self.offsets.shape != (2, n) or any(r != n for r in rows + ptrs):
+            raise ValueError(f"parts of different lengths ({self.offsets.shape}, {n} ids, {rows}, {ptrs})")
+
     def save(self, path: Path, stamp: list[int]) -> None:
         arrays: dict[str, np.ndarray] = {"stamp": np.asarray(stamp, dtype=np.int64), "offsets": self.offsets}
         arrays["ids_sorted"], arrays["ids_rows"] = self.ids.arrays()
@@ -156,14 +165,16 @@ class _Derived:
                 vocab = json.loads(bytes(z["vocab"]))
                 values = {f.name: vocab.get(f.name, None) for f in fields(Columns)}
                 values.update({k: z[f"col_{k}"] for k, v in values.items() if v is None})
-                return cls(
+                derived = cls(
                     z["offsets"],
                     IdMap.from_arrays(z["ids_sorted"], z["ids_rows"]),
                     Columns(**values),
                     _lexicon_of(json.loads(bytes(z["lexicon"]))),
                     from_arrays(z["words"], z["word_counts"]) if "words" in z else None,
                 )
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            derived.check()
+            return derived
+        except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as exc:
             if path.exists():
                 log.info("re-deriving %s (%s)", path, exc)
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rag
@@ -58,6 +59,18 @@ def test_derived_once_then_loaded_and_re_derived_when_the_records_change(
     assert len(records) == 60 and records[seeds[55].id] == seeds[55] and len(calls) == 1
     (folder / RECORDS_FILE).write_bytes((folder / RECORDS_FILE).read_bytes()[:200])  # damaged: derived again
     assert list(PaperRecords(folder)) == [p.id for p in seeds[:60]] and len(calls) == 2
+
+
+def test_a_records_file_of_other_papers_is_derived_again(tmp_path: Path, seeds: list[Paper]) -> None:
+    folder = write(tmp_path, seeds[:30])
+    PaperRecords(folder)
+    saved = folder / RECORDS_FILE
+    with np.load(saved) as z:
+        parts = dict(z)
+    parts["col_year"] = parts["col_year"][:10]  # a whole, readable file whose parts disagree
+    np.savez(saved, **parts)
+    records = PaperRecords(folder)
+    assert len(records.columns.year) == 30 and records[seeds[29].id] == seeds[29]
 
 
 def test_write_records_uses_the_papers_given(
