@@ -344,8 +344,9 @@ def _build(
         shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
         shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
 
-    # The records beside the collection, written after the vectors; the manifest last.
-    papers_path = folder / PAPERS_FILE  # with what search reads instead of parsing every record (rag.records)
+    # The records beside the collection (with what search derives from them: rag.records), written after the
+    # vectors; the manifest last.
+    papers_path = folder / PAPERS_FILE
     write_records(folder, papers, "".join(p.model_dump_json() + "\n" for p in papers))
     old_counts = {k: v.get("chunks", 0) for k, v in old_manifest.get("paper_hashes", {}).items()}
     n_chunks: dict[str, int] = {}

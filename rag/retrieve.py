@@ -226,10 +226,10 @@ def search(
     hits: list[Hit] = []
     shown = max(k, rs.rerank_depth) if rs.rerank_model else k  # records are read only for these
     for pid in order:
-        paper = index.papers.get(pid) if len(hits) < shown else None
+        if len(hits) >= shown:
+            break
+        paper = index.papers.get(pid)
         if paper is None:
-            if len(hits) >= shown:
-                break
             continue
         ranks = {}
         if pid in dense_rank:
