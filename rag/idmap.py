@@ -37,18 +37,22 @@ class IdMap:
 
     def _index(self, arr: np.ndarray) -> None:
         order = np.argsort(arr, kind="stable").astype(np.int32)
-        self._sorted = arr[order]
-        self._order = order
+        self._set(arr[order], order)
+
+    def _set(self, sorted_ids: np.ndarray, order: np.ndarray) -> None:
+        self._sorted, self._order = sorted_ids, order
         self._inv = np.empty_like(order)
         self._inv[order] = np.arange(len(order), dtype=np.int32)
 
     @classmethod
     def from_arrays(cls, sorted_ids: np.ndarray, order: np.ndarray) -> IdMap:
-        """An IdMap from saved :meth:`arrays` (sorted ids, sorted position → row), not sorted again."""
+        """An IdMap from saved :meth:`arrays` (sorted ids, sorted position → row), not sorted again. Raises
+        ValueError when they are not such a pair (bytes ids, int32 rows, one per id)."""
+        if sorted_ids.dtype.kind != "S" or order.dtype != np.int32 or sorted_ids.shape != order.shape:
+            ids, rows = f"{sorted_ids.dtype}{sorted_ids.shape}", f"{order.dtype}{order.shape}"
+            raise ValueError(f"not a saved id map ({ids} ids, {rows} rows)")
         out = cls.__new__(cls)
-        out._sorted, out._order = sorted_ids, np.asarray(order, dtype=np.int32)
-        out._inv = np.empty_like(out._order)
-        out._inv[out._order] = np.arange(len(out._order), dtype=np.int32)
+        out._set(sorted_ids, order)
         return out
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -87,14 +91,8 @@ class IdMap:
 
     def rows(self, pids: Iterable[str]) -> np.ndarray:
         """Rows of the ``pids`` that are here (unknown ids are skipped), in the order given."""
-        wanted = _encoded(pids)
-        if not len(wanted) or not len(self._sorted):
-            return np.zeros(0, dtype=np.int64)
-        at = np.searchsorted(self._sorted, wanted)
-        inside = at < len(self._sorted)
-        found = np.zeros(len(wanted), dtype=bool)
-        found[inside] = self._sorted[at[inside]] == wanted[inside]
-        return self._order[at[found]].astype(np.int64)
+        found = self.lookup(list(pids))
+        return found[found >= 0]
 
     def lookup(self, pids: Sequence[str]) -> np.ndarray:
         """The row of each of ``pids``, -1 where an id is not here (aligned with ``pids``, unlike

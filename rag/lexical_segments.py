@@ -166,11 +166,12 @@ def _read_ids(path: Path, docs: int) -> IdMap:
     Raises ValueError or OSError when they are damaged or are not ``docs`` ids."""
     if all((path / file).is_file() for file in ID_ARRAYS):
         sorted_ids, order = (np.load(path / file, mmap_mode="r") for file in ID_ARRAYS)
-        if sorted_ids.dtype.kind != "S" or order.dtype != np.int32 or sorted_ids.shape != order.shape:
-            raise ValueError(f"{path / ID_ARRAYS[0]} and {ID_ARRAYS[1]} do not agree")
         if len(order) != docs:
             raise ValueError(f"{path / ID_ARRAYS[0]} lists {len(order)} papers, not {docs}")
-        return IdMap.from_arrays(sorted_ids, order)
+        try:
+            return IdMap.from_arrays(sorted_ids, order)
+        except ValueError as exc:
+            raise ValueError(f"{path / ID_ARRAYS[0]} and {ID_ARRAYS[1]} do not agree ({exc})") from exc
     ids = json.loads((path / IDS_FILE).read_text(encoding="utf-8"))
     if len(ids) != docs:
         raise ValueError(f"{path / IDS_FILE} lists {len(ids)} papers, not {docs}")

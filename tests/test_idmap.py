@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rag.idmap import IdMap
 
@@ -58,3 +59,10 @@ def test_from_encoded_joins_maps_without_strings() -> None:
     joined = IdMap.from_encoded(np.concatenate([a.encoded(), b.encoded()[[1, 0]]]))
     assert list(joined) == ["x", "ä", "b", "a-much-longer-id"]
     assert joined.row("a-much-longer-id") == 3 and joined.row("a") is None
+
+
+def test_saved_arrays_of_the_wrong_kind_are_refused() -> None:
+    sorted_ids, order = IdMap(["a", "b"]).arrays()
+    for bad in [(order, order), (sorted_ids, order.astype(np.int64)), (sorted_ids, order[:1])]:
+        with pytest.raises(ValueError, match="not a saved id map"):
+            IdMap.from_arrays(*bad)
