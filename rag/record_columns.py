@@ -14,9 +14,8 @@ At a million papers this is a few tens of MB, where ``Paper`` objects held ~6 GB
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,8 @@ NONE = np.iinfo(np.int32).min
 """The value of an int32 column for a paper without one."""
 SEP = "\x1f"
 """Between a name's tokens in ``names``."""
+PER_PAPER = ("year", "upvotes", "n_authors", "kind", "category", "rank")
+"""The columns with one value per paper."""
 
 
 @dataclass
@@ -75,26 +76,42 @@ class Columns:
         return lo, [tuple(bytes(n).decode("utf-8").split(SEP)) for n in self.names[lo:hi]]
 
     # ---------------------------------------------------------------------------------------- storage
-    def save(self, folder: Path) -> None:
-        vocab = {}
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The columns as named arrays (``col_<name>``, the vocabularies as JSON in ``vocab``), to save in one
+        ``.npz`` with other arrays; :meth:`from_arrays` reads them back."""
+        out: dict[str, np.ndarray] = {}
+        vocab: dict[str, list[str]] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
-                np.save(folder / f"{f.name}.npy", value, allow_pickle=False)
+                out[f"col_{f.name}"] = value
             else:
                 vocab[f.name] = value
-        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        out["vocab"] = json_array(vocab)
+        return out
 
     @classmethod
-    def load(cls, folder: Path) -> Columns:
-        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in vocab:
-                values[f.name] = list(vocab[f.name])
-            else:
-                values[f.name] = np.load(folder / f"{f.name}.npy", allow_pickle=False)
-        return cls(**values)
+    def from_arrays(cls, saved: Mapping[str, np.ndarray], papers: int) -> Columns:
+        """The columns :meth:`arrays` saved, for ``papers`` papers; KeyError when a part is missing,
+        ValueError when the parts do not all describe that many papers (a file saved whole but wrong)."""
+        vocab = json_value(saved["vocab"])
+        values: dict[str, Any] = {f.name: vocab.get(f.name) for f in fields(cls)}
+        values.update({k: saved[f"col_{k}"] for k, v in values.items() if v is None})
+        cols = cls(**values)
+        rows = [len(getattr(cols, name)) for name in PER_PAPER]
+        rows += [len(getattr(cols, f"{part}_ptr")) - 1 for part in ("source", "aff", "author")]
+        if any(r != papers for r in rows):
+            raise ValueError(f"columns of {rows} rows for {papers} papers")
+        return cols
+
+
+def json_array(value: Any) -> np.ndarray:
+    """``value`` as JSON, in a uint8 array (so it saves in an ``.npz`` beside numeric arrays)."""
+    return np.frombuffer(json.dumps(value, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
+
+
+def json_value(array: np.ndarray) -> Any:
+    return json.loads(bytes(array))
 
 
 def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

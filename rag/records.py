@@ -18,14 +18,13 @@ saves it when the folder is writable. At a million papers this is tens of MB whe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, ValuesView
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,7 +34,7 @@ from rag.corpus_identity import PAPERS_FILE, write_atomic
 from rag.errors import IndexMissingError
 from rag.idmap import IdMap
 from rag.query_filters import AuthorLexicon
-from rag.record_columns import ColumnBuilder, Columns
+from rag.record_columns import ColumnBuilder, Columns, json_array, json_value
 from rag.types import Paper
 from rag.word_counts import count as word_counts_of
 from rag.word_counts import from_arrays, to_arrays, updated
@@ -54,7 +53,6 @@ def _stamp(path: Path | BinaryIO) -> list[int]:
 
 
 _BLANK = np.frombuffer(b" \t\r\n", dtype=np.uint8)
-_PER_PAPER = ("year", "upvotes", "n_authors", "kind", "category", "rank")
 
 
 def _record_lines(fh: BinaryIO) -> np.ndarray:
@@ -128,26 +126,11 @@ class _Derived:
             raise _damaged(path, len(ids) + 1, ValueError(f"{lines.shape[1]} records for {len(ids)} papers"))
         return cls(lines, IdMap(ids), builder.columns(), lexicon, counted[0] if counted else None)
 
-    def check(self) -> None:
-        """ValueError unless every part describes the same papers (a file saved whole but wrong)."""
-        n, cols = len(self.ids), self.columns
-        rows = [len(getattr(cols, f.name)) for f in fields(Columns) if f.name in _PER_PAPER]
-        ptrs = [len(getattr(cols, f"{part}_ptr")) - 1 for part in ("source", "aff", "author")]
-        if self.offsets.shape != (2, n) or any(r != n for r in rows + ptrs):
-            raise ValueError(f"parts of different lengths ({self.offsets.shape}, {n} ids, {rows}, {ptrs})")
-
     def save(self, path: Path, stamp: list[int]) -> None:
-        arrays: dict[str, np.ndarray] = {"stamp": np.asarray(stamp, dtype=np.int64), "offsets": self.offsets}
+        arrays = {"stamp": np.asarray(stamp, dtype=np.int64), "offsets": self.offsets}
+        arrays.update(self.columns.arrays())
         arrays["ids_sorted"], arrays["ids_rows"] = self.ids.arrays()
-        vocab: dict[str, Any] = {}
-        for f in fields(Columns):
-            value = getattr(self.columns, f.name)
-            if isinstance(value, np.ndarray):
-                arrays[f"col_{f.name}"] = value
-            else:
-                vocab[f.name] = value
-        arrays["vocab"] = _json_bytes(vocab)
-        arrays["lexicon"] = _json_bytes(_lexicon_json(self.lexicon))
+        arrays["lexicon"] = json_array(_lexicon_json(self.lexicon))
         if self.words is not None:
             arrays["words"], arrays["word_counts"] = to_arrays(self.words)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -162,18 +145,16 @@ class _Derived:
             with np.load(path, allow_pickle=False) as z:
                 if z["stamp"].tolist() != stamp:
                     return None
-                vocab = json.loads(bytes(z["vocab"]))
-                values = {f.name: vocab.get(f.name, None) for f in fields(Columns)}
-                values.update({k: z[f"col_{k}"] for k, v in values.items() if v is None})
-                derived = cls(
+                ids = IdMap.from_arrays(z["ids_sorted"], z["ids_rows"])
+                if z["offsets"].shape != (2, len(ids)):
+                    raise ValueError(f"{z['offsets'].shape[-1]} records for {len(ids)} ids")
+                return cls(
                     z["offsets"],
-                    IdMap.from_arrays(z["ids_sorted"], z["ids_rows"]),
-                    Columns(**values),
-                    _lexicon_of(json.loads(bytes(z["lexicon"]))),
+                    ids,
+                    Columns.from_arrays(z, len(ids)),
+                    _lexicon_of(json_value(z["lexicon"])),
                     from_arrays(z["words"], z["word_counts"]) if "words" in z else None,
                 )
-            derived.check()
-            return derived
         except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as exc:
             if path.exists():
                 log.info("re-deriving %s (%s)", path, exc)
@@ -191,10 +172,6 @@ def _parse_all(fh: BinaryIO, path: Path) -> Iterator[Paper]:
                     raise _damaged(path, n, exc) from exc
     except OSError as exc:
         raise _damaged(path, 0, exc) from exc
-
-
-def _json_bytes(value: Any) -> np.ndarray:
-    return np.frombuffer(json.dumps(value, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
 
 
 def _lexicon_json(lex: AuthorLexicon) -> dict[str, Any]:
