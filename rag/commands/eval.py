@@ -55,7 +55,9 @@ def add_parser(sub: Any) -> None:
         help="Check SciFact claims (claims_dev.jsonl) against the index and print SciFact's abstract-level "
         "label-only and label+rationale P/R/F1 beside the top-1 → SUPPORT baseline, per half.",
     )
-    parser.add_argument("--model", help="Model for --answers and --claims (default: the local model; env RAG_LLM__MODEL).")
+    parser.add_argument(
+        "--model", help="Model for --answers and --claims (default: the local model; env RAG_LLM__MODEL)."
+    )
     parser.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="Print metric deltas B − A.")
     parser.add_argument("--name", help="Name of the result files (default: task + timestamp).")
     parser.add_argument("--out", default="eval/results", metavar="DIR", help="Where results are written.")
