@@ -54,6 +54,7 @@ from rag.index_reconcile import (
 )
 from rag.integrity import fingerprint, read_json_object
 from rag.late import LATE_DIR, PARTS_DIR, consolidate, is_current
+from rag.late_append import append as append_late
 from rag.late_parts import PartWriter
 from rag.records import write_records
 from rag.settings import Settings
@@ -323,23 +324,34 @@ def _build(
     if late and (
         changed or LATE_DIR in damage or not late_current  # unchanged: total_chunks is count_before
     ):
-        stored_meta: dict[str, Any] | None = None
-        if all_chunks is None and trusted is not None and late_current and LATE_DIR not in damage:
-            given = late_chunks(folder, papers, hashes, made, settings)  # unchanged papers: ids only
-            if given is not None:
-                all_chunks, stored_meta = given
-        if all_chunks is None:
-            all_chunks = chunks_in_paper_order()
         embedder = get_embedder(settings)
-        consolidate(
-            folder,
-            all_chunks,
-            embedder,
-            settings.index.embed_model,
-            settings.index.late_codec,
-            settings.index.late_merge,
-            stored_meta,
-        )
+        trusted_late = trusted is not None and late_current and LATE_DIR not in damage
+        # Only papers added (none changed or removed): their rows follow the stored ones (rag.late_append).
+        added_only = trusted_late and settings.index.late_merge and not stale and not rekeyed
+        before = old_manifest.get("paper_hashes") or {}
+        appended = None
+        if added_only and todo and not any(p.id in before for p in todo):
+            added = [c for p in todo for c in made[p.id]]
+            appended = append_late(
+                folder, added, embedder, settings.index.embed_model, settings.index.late_codec
+            )
+        if appended is None:
+            stored_meta: dict[str, Any] | None = None
+            if all_chunks is None and trusted_late:
+                given = late_chunks(folder, papers, hashes, made, settings)  # unchanged papers: ids only
+                if given is not None:
+                    all_chunks, stored_meta = given
+            if all_chunks is None:
+                all_chunks = chunks_in_paper_order()
+            consolidate(
+                folder,
+                all_chunks,
+                embedder,
+                settings.index.embed_model,
+                settings.index.late_codec,
+                settings.index.late_merge,
+                stored_meta,
+            )
     elif not late:
         shutil.rmtree(folder / LATE_DIR, ignore_errors=True)
         shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)

@@ -219,26 +219,7 @@ def consolidate(
     ordered = list(chunks)
     old = folder / LATE_DIR
     found, pq, papers = _old_sources(old, model_id, codec, merge, stored_meta)
-    parts = sorted(p for p in (folder / PARTS_DIR).glob("part-*") if not p.name.endswith(".tmp"))
-    known: dict[tuple[str, str], np.ndarray] = {}  # a part's chunks' word-piece ids (no re-tokenising)
-    for part in parts:  # later parts win: a re-embedded chunk replaces the old rows
-        try:
-            meta = json.loads((part / META_FILE).read_text(encoding="utf-8"))
-            ids, hashes, bounds = meta["chunk_ids"], meta["hashes"], meta["bounds"]
-            vecs = np.load(part / "vectors.npy", mmap_mode="r")
-            scales = np.load(part / "scales.npy")
-            id_bounds = meta.get("id_bounds")
-            every = np.load(part / PART_IDS_FILE) if id_bounds is not None else None
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("ignoring unreadable word-piece part %s (%s)", part, exc)
-            continue
-        for i, (cid, h) in enumerate(zip(ids, hashes, strict=True)):
-            found[(cid, h)] = StoredRows(vecs, scales, int(bounds[i]), int(bounds[i + 1]))
-            if every is not None and id_bounds is not None:
-                known[(cid, h)] = every[int(id_bounds[i]) : int(id_bounds[i + 1])]
-            else:
-                known.pop((cid, h), None)
-
+    known = part_rows(folder, found)
     if merge:
         return consolidate_merged(folder, ordered, encoder, model_id, codec, (found, pq, papers), known)
     missing = [c for c in ordered if (c.id, str(c.metadata.get("content_hash", ""))) not in found]
@@ -273,6 +254,32 @@ def consolidate(
     swap_dir(tmp, old)  # searches in other processes keep the old folder until the new one is complete
     shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
     return len(missing)
+
+
+def part_rows(folder: Path, found: dict[tuple[str, str], StoredRows]) -> dict[tuple[str, str], np.ndarray]:
+    """Add this run's ``late.parts/`` rows to ``found`` by (chunk id, hash); returns the word-piece ids of
+    those chunks as the forward pass saw them (they need no re-tokenising). Later parts win: a re-embedded
+    chunk replaces the old rows."""
+    known: dict[tuple[str, str], np.ndarray] = {}
+    parts = sorted(p for p in (folder / PARTS_DIR).glob("part-*") if not p.name.endswith(".tmp"))
+    for part in parts:
+        try:
+            meta = json.loads((part / META_FILE).read_text(encoding="utf-8"))
+            ids, hashes, bounds = meta["chunk_ids"], meta["hashes"], meta["bounds"]
+            vecs = np.load(part / "vectors.npy", mmap_mode="r")
+            scales = np.load(part / "scales.npy")
+            id_bounds = meta.get("id_bounds")
+            every = np.load(part / PART_IDS_FILE) if id_bounds is not None else None
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable word-piece part %s (%s)", part, exc)
+            continue
+        for i, (cid, h) in enumerate(zip(ids, hashes, strict=True)):
+            found[(cid, h)] = StoredRows(vecs, scales, int(bounds[i]), int(bounds[i + 1]))
+            if every is not None and id_bounds is not None:
+                known[(cid, h)] = every[int(id_bounds[i]) : int(id_bounds[i + 1])]
+            else:
+                known.pop((cid, h), None)
+    return known
 
 
 def _idf(encoder: TokenEncoder, chunks: Sequence[Any], vocab_size: int) -> np.ndarray:

@@ -87,7 +87,7 @@ def old_papers(
     data = np.load(old / "vectors.npy", mmap_mode="r")
     scales = np.load(old / "scales.npy") if pq is None else None
     lengths = np.load(old / LENGTHS_FILE, mmap_mode="r")
-    pieces, bounds = _stored_pieces(old, meta)
+    pieces, bounds = stored_pieces(old, meta)
     found: dict[tuple[str, str], PaperRows] = {}
     group = -1
     last: tuple[str, str] | None = None
@@ -100,7 +100,7 @@ def old_papers(
     return found
 
 
-def _stored_pieces(old: Path, meta: dict[str, Any]) -> tuple[np.ndarray | None, np.ndarray]:
+def stored_pieces(old: Path, meta: dict[str, Any]) -> tuple[np.ndarray | None, np.ndarray]:
     """A merged store's per-paper word-piece ids and their bounds, or (None, …) for a store written before
     they were kept (or whose files do not agree with its paper count)."""
     if not meta.get("pieces"):
@@ -303,6 +303,25 @@ class Merger:
         return np.bincount(every, minlength=vocab_size)[:vocab_size]
 
 
+def encode_missing(merger: Merger, encoder: TokenEncoder, paper_skip: np.ndarray) -> list[int]:
+    """Encode the chunks :meth:`Merger.missing` names (no stored or part rows) into ``merger``; returns
+    their positions."""
+    from rag.late import _skipped
+
+    missing = merger.missing()
+    if missing:
+        log.info("encoding word-piece vectors of %d chunk(s) not in the previous store", len(missing))
+    for start in range(0, len(missing), 256):
+        part = missing[start : start + 256]
+        _, toks = encoder.encode_with_tokens([merger.chunks[i].text for i in part])
+        for i, (ids_, vecs_) in zip(part, toks, strict=True):
+            keep = ~_skipped(ids_, paper_skip)
+            kept = np.asarray(vecs_, dtype=np.float32)[keep]
+            q, sc = quantise(kept) if len(kept) else (np.zeros((0, 1), np.int8), np.zeros(0, np.float32))
+            merger.set_rows(i, np.asarray(ids_)[keep], StoredRows(q, sc, 0, len(q)))
+    return missing
+
+
 def consolidate_merged(
     folder: Path,
     ordered: list[Any],
@@ -322,17 +341,7 @@ def consolidate_merged(
     merger = Merger(
         ordered, found, papers, encoder.token_ids, lambda ids: ids[~_skipped(ids, paper_skip)], known
     )
-    missing = merger.missing()
-    if missing:
-        log.info("encoding word-piece vectors of %d chunk(s) not in the previous store", len(missing))
-    for start in range(0, len(missing), 256):
-        part = missing[start : start + 256]
-        _, toks = encoder.encode_with_tokens([ordered[i].text for i in part])
-        for i, (ids_, vecs_) in zip(part, toks, strict=True):
-            keep = ~_skipped(ids_, paper_skip)
-            kept = np.asarray(vecs_, dtype=np.float32)[keep]
-            q, sc = quantise(kept) if len(kept) else (np.zeros((0, 1), np.int8), np.zeros(0, np.float32))
-            merger.set_rows(i, np.asarray(ids_)[keep], StoredRows(q, sc, 0, len(q)))
+    missing = encode_missing(merger, encoder, paper_skip)
     tmp = folder / (LATE_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
