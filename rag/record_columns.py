@@ -29,6 +29,12 @@ SEP = "\x1f"
 """Between a name's tokens in ``names``."""
 PER_PAPER = ("year", "upvotes", "n_authors", "kind", "category", "rank")
 """The columns with one value per paper."""
+SortKey = tuple[int, str, str]
+
+
+def sort_key(p: Paper) -> SortKey:
+    """A paper's place in listings (``rank``): newest year first, then date, then title."""
+    return (-(p.year or 0), p.date or "", p.title.casefold())
 
 
 @dataclass
@@ -114,7 +120,7 @@ def json_value(array: np.ndarray) -> Any:
     return json.loads(bytes(array))
 
 
-def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     ptr = np.zeros(len(lists) + 1, dtype=np.int64)
     ptr[1:] = np.cumsum([len(x) for x in lists])
     codes = np.fromiter((c for x in lists for c in x), dtype=np.int32, count=int(ptr[-1]))
@@ -137,7 +143,7 @@ class ColumnBuilder:
         self.ints: dict[str, list[int]] = {k: [] for k in singles}
         self.lists: dict[str, list[list[int]]] = {"source": [], "aff": [], "author": []}
         self.vocab: dict[str, dict[str, int]] = {k: {} for k in ("kind", "category", *self.lists)}
-        self.sort_keys: list[tuple[int, str, str]] = []
+        self.sort_keys: list[SortKey] = []
 
     def add(self, p: Paper) -> None:
         ints, lists, vocab = self.ints, self.lists, self.vocab
@@ -150,7 +156,7 @@ class ColumnBuilder:
         lists["aff"].append(sorted({_code(vocab["aff"], affiliation_key(a)) for a in p.affiliations}))
         names = (SEP.join(t) for t in (name_tokens(a) for a in authors_of(p)) if t)
         lists["author"].append([_code(vocab["author"], n) for n in names])
-        self.sort_keys.append((-(p.year or 0), p.date or "", p.title.casefold()))
+        self.sort_keys.append(sort_key(p))
 
     def columns(self) -> Columns:
         arrays = {k: np.asarray(v, dtype=np.int32) for k, v in self.ints.items()}
@@ -162,9 +168,9 @@ class ColumnBuilder:
         by_family = sorted(range(len(names)), key=lambda i: (names[i].rsplit(SEP, 1)[-1], names[i]))
         renumber = np.empty(len(names), dtype=np.int32)
         renumber[by_family] = np.arange(len(names), dtype=np.int32)
-        author_ptr, author_codes = _csr(self.lists["author"])
-        source_ptr, source_codes = _csr(self.lists["source"])
-        aff_ptr, aff_codes = _csr(self.lists["aff"])
+        author_ptr, author_codes = csr(self.lists["author"])
+        source_ptr, source_codes = csr(self.lists["source"])
+        aff_ptr, aff_codes = csr(self.lists["aff"])
         sorted_names = [names[i] for i in by_family]
         return Columns(
             **arrays,
@@ -175,8 +181,8 @@ class ColumnBuilder:
             aff_codes=aff_codes,
             author_ptr=author_ptr,
             author_codes=renumber[author_codes] if len(author_codes) else author_codes,
-            names=_utf8(sorted_names),
-            family=_utf8([n.rsplit(SEP, 1)[-1] for n in sorted_names]),
+            names=utf8_array(sorted_names),
+            family=utf8_array([n.rsplit(SEP, 1)[-1] for n in sorted_names]),
             kinds=list(self.vocab["kind"]),
             categories=list(self.vocab["category"]),
             sources=list(self.vocab["source"]),
@@ -184,7 +190,7 @@ class ColumnBuilder:
         )
 
 
-def _utf8(values: list[str]) -> np.ndarray:
+def utf8_array(values: list[str]) -> np.ndarray:
     if not values:
         return np.zeros(0, dtype="S1")
     return np.asarray([v.encode("utf-8") for v in values], dtype=bytes)

@@ -126,6 +126,33 @@ class _Derived:
             raise _damaged(path, len(ids) + 1, ValueError(f"{lines.shape[1]} records for {len(ids)} papers"))
         return cls(lines, IdMap(ids), builder.columns(), lexicon, counted[0] if counted else None)
 
+    @classmethod
+    def extended(
+        cls, before: _Derived, fh: BinaryIO, old_size: int, papers: list[Paper], text: bytes
+    ) -> _Derived | None:
+        """``before`` (which describes the first ``old_size`` bytes of ``text``, the file ``fh``) extended to
+        the papers appended after them (rag.records_append); None when it cannot be (the lines and papers
+        disagree, or the lexicon needs word counts ``before`` did not keep)."""
+        from rag import records_append as grow
+
+        n_old = len(before.ids)
+        added = papers[n_old:]
+        offsets = grow.appended_offsets(old_size, text[old_size:])
+        if before.offsets.shape[1] != n_old or offsets.shape[1] != len(added):
+            return None
+        words = grow.extended_words(before.words, added)
+        lexicon = grow.extend_lexicon(before.lexicon, added, words)
+        if lexicon is None:
+            return None
+        key = grow.old_key_reader(fh, before.offsets)
+        return cls(
+            np.concatenate([before.offsets, offsets], axis=1),
+            grow.extend_ids(before.ids, added),
+            grow.extend_columns(before.columns, added, key),
+            lexicon,
+            words,
+        )
+
     def save(self, path: Path, stamp: list[int]) -> None:
         arrays = {"stamp": np.asarray(stamp, dtype=np.int64), "offsets": self.offsets}
         arrays.update(self.columns.arrays())
@@ -199,11 +226,19 @@ def write_records(folder: Path, papers: list[Paper], text: str) -> None:
     before = _Derived.load(saved, _stamp(path)) if old is not None else None
     if old == new and before is not None:
         return
-    words = _carried_words(before, old, papers, new) if before is not None and old is not None else None
+    grown = before is not None and old is not None and old.endswith(b"\n") and new.startswith(old)
+    words = None
+    if before is not None and old is not None and not grown:
+        words = _carried_words(before, old, papers, new)
     if old != new:
         write_atomic(path, text)
     with path.open("rb") as fh:
-        _Derived.of(fh, path, papers, words).save(saved, _stamp(fh))
+        derived = None
+        if grown and before is not None and old is not None:
+            derived = _Derived.extended(before, fh, len(old), papers, new)
+        if derived is None:
+            derived = _Derived.of(fh, path, papers, words)
+        derived.save(saved, _stamp(fh))
 
 
 def _carried_words(before: _Derived, old: bytes, papers: list[Paper], new: bytes) -> Counter[str] | None:
