@@ -39,6 +39,7 @@ from typing import Any
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, collection_name, read_current
 from rag.integrity import damaged, read_json_object
 from rag.late import LATE_DIR, is_current
+from rag.late_segments import is_segment
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import IndexStats
@@ -212,8 +213,8 @@ def check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:
 def _late_vectors_intact(folder: Path, recorded: Any) -> bool:
     """Whether ``late/``'s vectors and scales (or codec) still match their fingerprints (then only the small
     files derived from the chunks need rewriting, and nothing is re-encoded)."""
-    rows = ("vectors.npy", "scales.npy", "codec.npz", "lengths.npy")
-    wanted = {k: v for k, v in (recorded or {}).items() if k in rows}
+    rows = ("scales.npy", "codec.npz", "lengths.npy")
+    wanted = {k: v for k, v in (recorded or {}).items() if k in rows or is_segment(k)}
     return bool(wanted) and all(
         damaged(folder / LATE_DIR / name, {name: value}) is None for name, value in wanted.items()
     )

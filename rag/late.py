@@ -66,6 +66,7 @@ from rag.late_meta import (
     summary,
     write_meta,
 )
+from rag.late_segments import load_rows
 from rag.writer_lock import settled, swap_dir
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def _old_sources(
             log.info("re-coding the stored word-piece vectors from %s to %s", stored, codec)
         if _merged(meta):
             return found, same, (old_papers(old, meta, pq) if merge else {})
-        data = np.load(old / "vectors.npy", mmap_mode="r")
+        data = load_rows(old, meta)
         scales = np.load(old / "scales.npy") if pq is None else None
         for cid, _pid, h, s, e in meta["chunks"]:
             found[(cid, h)] = StoredRows(data, scales, int(s), int(e), pq)
@@ -313,7 +314,7 @@ class LateIndex:
             codec = _codec_of(meta)
             if codec is None:
                 raise ValueError(f"format {meta.get('format')} (this version reads {READABLE_FORMATS})")
-            self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+            self.vectors = load_rows(folder, meta)
             self.codec = None if codec == INT8 else ProductQuantiser.load(folder / CODEC_FILE)
             self.scales = np.load(folder / "scales.npy") if self.codec is None else None
             width = self.vectors.shape[1] if self.vectors.ndim == 2 else -1

@@ -13,6 +13,7 @@ the full rewrite spent ~7 s building objects for the 280k stored chunks and re-r
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from rag.late import LATE_DIR, MERGED_FORMAT, PARTS_DIR, _codec_of, _skipped, id
 from rag.late_codec import CODEC_FILE, INT8, ProductQuantiser
 from rag.late_merge import LENGTHS_FILE, PIECES_AT_FILE, PIECES_FILE, Merger, encode_missing, stored_pieces
 from rag.late_meta import read_meta, write_meta
+from rag.late_segments import MAX_SEGMENTS, SEGMENTS_KEY, load_rows, segment_name, segment_rows
 from rag.writer_lock import swap_dir
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ def append(folder: Path, added: Sequence[Any], encoder: Any, model_id: str, code
             path.mkdir(parents=True)
         _, spans = merger.write(scratch, codec, stored.pq)
         merger.write_pieces(scratch, len(vocab))
-        every = stored.write_with(scratch, tmp)
+        every, segments = stored.write_with(scratch, tmp)
     except (OSError, ValueError) as exc:  # the parts are still there: the full rewrite uses them
         log.warning("rewriting the word-piece store whole: appending failed (%s)", exc)
         for path in (scratch, tmp):
@@ -85,6 +87,8 @@ def append(folder: Path, added: Sequence[Any], encoder: Any, model_id: str, code
     total = at + max((e for _, e in spans), default=0)
     done = {"format": MERGED_FORMAT, "layout": "paper", "codec": codec, "model": model_id}
     done.update(dim=meta.get("dim"), rows=total, pieces=True, chunks=rows)
+    if len(segments) > 1:
+        done[SEGMENTS_KEY] = segments
     write_meta(tmp, done)
     swap_dir(tmp, old)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -99,7 +103,8 @@ class _Stored:
     def __init__(self, old: Path, meta: dict[str, Any], codec: str) -> None:
         self.old = old
         self.pq = None if codec == INT8 else ProductQuantiser.load(old / CODEC_FILE)
-        self.vectors = np.load(old / "vectors.npy", mmap_mode="r")
+        self.vectors = load_rows(old, meta)
+        self.segments = segment_rows(meta) or [len(self.vectors)]
         self.lengths = np.load(old / LENGTHS_FILE, mmap_mode="r")
         self.rows = int(meta["rows"])
         if len(self.vectors) != self.rows or len(self.lengths) != self.rows:
@@ -111,20 +116,14 @@ class _Stored:
         self.groups = len(bounds) - 1
         self.papers = {row[1] for row in meta["chunks"]}
 
-    def write_with(self, scratch: Path, tmp: Path) -> np.ndarray:
+    def write_with(self, scratch: Path, tmp: Path) -> tuple[np.ndarray, list[int]]:
         """Write into ``tmp`` the stored rows, lengths and word pieces followed by those in ``scratch``;
-        returns every paper's word pieces (what the IDF counts)."""
+        returns every paper's word pieces (what the IDF counts) and the row count of each row file. The
+        stored row files are linked, not copied (rag.late_segments), up to :data:`MAX_SEGMENTS` files."""
         new = np.load(scratch / "vectors.npy", mmap_mode="r")
         if new.shape[1:] != self.vectors.shape[1:] or new.dtype != self.vectors.dtype:
             raise ValueError(f"new rows {new.dtype}{new.shape[1:]} do not fit {self.old / 'vectors.npy'}")
-        shape = (self.rows + len(new), new.shape[1])
-        out = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=self.vectors.dtype, shape=shape)
-        for start in range(0, self.rows, BLOCK_ROWS):
-            end = min(start + BLOCK_ROWS, self.rows)
-            out[start:end] = self.vectors[start:end]
-        out[self.rows :] = new
-        out.flush()
-        del out
+        segments = self._rows_into(tmp, scratch / "vectors.npy", len(new))
         if self.pq is None:
             scales = [np.load(folder / "scales.npy") for folder in (self.old, scratch)]
             np.save(tmp / "scales.npy", np.concatenate(scales))
@@ -135,4 +134,34 @@ class _Stored:
         added_at = np.load(scratch / PIECES_AT_FILE)
         np.save(tmp / PIECES_FILE, pieces)
         np.save(tmp / PIECES_AT_FILE, np.concatenate([self.bounds, self.bounds[-1] + added_at[1:]]))
-        return np.asarray(pieces, dtype=np.int64)
+        return np.asarray(pieces, dtype=np.int64), segments
+
+    def _rows_into(self, tmp: Path, new_file: Path, n_new: int) -> list[int]:
+        """The stored row files linked into ``tmp`` and ``new_file`` after them; or, past
+        :data:`MAX_SEGMENTS` files, every row copied into one file."""
+        if n_new and len(self.segments) >= MAX_SEGMENTS:
+            new = np.load(new_file, mmap_mode="r")
+            shape = (self.rows + n_new, *new.shape[1:])
+            out = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=new.dtype, shape=shape)
+            for start in range(0, self.rows, BLOCK_ROWS):
+                end = min(start + BLOCK_ROWS, self.rows)
+                out[start:end] = self.vectors[start:end]
+            out[self.rows :] = new
+            out.flush()
+            del out
+            return [self.rows + n_new]
+        for k in range(len(self.segments)):
+            _link(self.old / segment_name(k), tmp / segment_name(k))
+        if not n_new:
+            return list(self.segments)
+        os.replace(new_file, tmp / segment_name(len(self.segments)))
+        return [*self.segments, n_new]
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` as a second name of ``src`` (no copy; row files are never written in place), or a copy
+    where the file system has no hard links."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)

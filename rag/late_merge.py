@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.late_codec import INT8, SAMPLE_ROWS, ProductQuantiser, RowWriter, StoredRows, quantise, slices_of
+from rag.late_segments import load_rows
 from rag.writer_lock import swap_dir
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def old_papers(
     old: Path, meta: dict[str, Any], pq: ProductQuantiser | None
 ) -> dict[tuple[str, str], PaperRows]:
     """A merged store's rows by (paper id, content hash)."""
-    data = np.load(old / "vectors.npy", mmap_mode="r")
+    data = load_rows(old, meta)
     scales = np.load(old / "scales.npy") if pq is None else None
     lengths = np.load(old / LENGTHS_FILE, mmap_mode="r")
     pieces, bounds = stored_pieces(old, meta)
