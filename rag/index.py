@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from rag.chunk import chunk_with_settings, chunks_in_order
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, write_atomic
@@ -186,7 +187,7 @@ def _build(
     manifest_path = folder / MANIFEST_FILE
     old_manifest = read_json_object(manifest_path)
     bm25 = folder / BM25_DIR
-    count_before = store.count()
+    count_before = store.count_at_open if store.count_at_open is not None and not adopted else store.count()
 
     late = settings.index.late_interaction
     trusted: Reconciled | None = None
@@ -394,7 +395,7 @@ def _build(
     }
     if manifest != {k: v for k, v in old_manifest.items() if k != "built_at"}:
         manifest["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        write_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
+        write_atomic(manifest_path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode() + "\n")
     store.drop_other_collections()
     store.mark_current({"papers": len(papers), "chunks": total_chunks})
     record_chroma(settings, folder, total_chunks)  # the next no-op trusts the count while the files stay

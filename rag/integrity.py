@@ -12,9 +12,10 @@ one damage this does not see; loading such a file in search still fails with an 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 FULL_HASH_BYTES = 64 << 20
 EDGE_BYTES = 1 << 20
@@ -67,7 +68,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
     """The JSON object in ``path`` (a manifest, a snapshot record), or ``{}`` when the file is missing,
     unreadable, damaged or not an object: the caller then treats it as never written."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = orjson.loads(path.read_bytes())  # the manifest: ~0.15 KB per paper of JSON
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -16,7 +16,8 @@ Storage, beside the Chroma collection in ``late/`` (rebuilt by ``rag index`` whe
 vectors of chunks embedded in this run are taken from ``late.parts/``, others from the previous ``late/``
 when their content hash matches, the rest are re-encoded):
 
-* ``vectors.npy`` — one row per kept word piece, grouped by paper (read with ``mmap``), in the codec
+* ``vectors.npy`` (and, after runs that only added papers, ``vectors.1.npy``, …: rag.late_segments) — one
+  row per kept word piece, grouped by paper (read with ``mmap``), in the codec
   ``settings.index.late_codec`` names (rag.late_codec): int8 rows with ``scales.npy`` (float32 per row,
   ``vector ≈ int8 row × scale``; rows are unit vectors before quantising), or ``pqN`` codes (N bytes per
   row) with their codebooks in ``codec.npz``;

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from rag.idmap import IdMap
 
@@ -119,7 +120,7 @@ class SpanView(Mapping[str, tuple[int, int]]):
 
 def read_meta(late_dir: Path) -> dict[str, Any]:
     """A ``late/`` folder's ``chunks.json`` (raises OSError or ValueError when it cannot be read)."""
-    meta = json.loads((late_dir / META_FILE).read_text(encoding="utf-8"))
+    meta = orjson.loads((late_dir / META_FILE).read_bytes())  # every chunk's row: ~20 MB at 100k papers
     if not isinstance(meta, dict):
         raise ValueError(f"{late_dir / META_FILE} is not a JSON object")
     return meta
@@ -128,7 +129,7 @@ def read_meta(late_dir: Path) -> dict[str, Any]:
 def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
     """``chunks.json``, each paper's span of rows (what search reads) and their summary (:data:`INFO_FILE`:
     everything but the rows, their count, and the spans' entry), the summary last."""
-    (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    (tmp / META_FILE).write_bytes(orjson.dumps(meta))
     _write_info(tmp, meta, write_spans(tmp, meta.get("chunks", ())))
 
 
