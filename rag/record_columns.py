@@ -136,13 +136,25 @@ def _value(x: int | None) -> int:
 
 
 class ColumnBuilder:
-    """Collects papers one at a time (:meth:`add`) and makes the :class:`Columns` (:meth:`columns`)."""
+    """Collects papers one at a time (:meth:`add`) and makes the :class:`Columns` (:meth:`columns`). Given
+    ``base`` (the columns of papers before these, rag.records_append), the new papers are coded with its
+    vocabularies (new values get the next codes, as one build over all papers in order gives them) and the
+    columns made are ``base``'s with theirs appended."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Columns | None = None) -> None:
         singles = ("year", "upvotes", "n_authors", "kind", "category")
+        self.base = base
         self.ints: dict[str, list[int]] = {k: [] for k in singles}
         self.lists: dict[str, list[list[int]]] = {"source": [], "aff": [], "author": []}
         self.vocab: dict[str, dict[str, int]] = {k: {} for k in ("kind", "category", *self.lists)}
+        if base is not None:
+            names = [bytes(n).decode("utf-8") for n in base.names]
+            seeds = (
+                ("kind", base.kinds), ("category", base.categories), ("source", base.sources),
+                ("aff", base.affiliations), ("author", names),
+            )  # fmt: skip
+            for part, values in seeds:
+                self.vocab[part] = {v: i for i, v in enumerate(values)}
         self.sort_keys: list[SortKey] = []
 
     def add(self, p: Paper) -> None:
@@ -158,29 +170,39 @@ class ColumnBuilder:
         lists["author"].append([_code(vocab["author"], n) for n in names])
         self.sort_keys.append(sort_key(p))
 
-    def columns(self) -> Columns:
+    def columns(self, rank: np.ndarray | None = None) -> Columns:
+        """The columns; ``rank`` every paper's listing rank (computed from the papers added when not given:
+        with a ``base``, it must be)."""
+        base = self.base
         arrays = {k: np.asarray(v, dtype=np.int32) for k, v in self.ints.items()}
-        rank = np.empty(len(self.sort_keys), dtype=np.int32)
-        order = sorted(range(len(self.sort_keys)), key=self.sort_keys.__getitem__)
-        rank[order] = np.arange(len(order), dtype=np.int32)
+        lists: dict[str, np.ndarray] = {}
+        for part in ("source", "aff", "author"):
+            ptr, codes = csr(self.lists[part])
+            if base is not None:
+                old_ptr, old_codes = getattr(base, f"{part}_ptr"), getattr(base, f"{part}_codes")
+                ptr = np.concatenate([old_ptr, old_ptr[-1] + ptr[1:]])
+                codes = np.concatenate([old_codes, codes])
+            lists[f"{part}_ptr"], lists[f"{part}_codes"] = ptr, codes.astype(np.int32)
+        if base is not None:
+            arrays = {k: np.concatenate([getattr(base, k), v]) for k, v in arrays.items()}
+        if rank is None:
+            if base is not None:
+                raise ValueError("the rank of papers added to base columns must be given")
+            rank = np.empty(len(self.sort_keys), dtype=np.int32)
+            order = sorted(range(len(self.sort_keys)), key=self.sort_keys.__getitem__)
+            rank[order] = np.arange(len(order), dtype=np.int32)
         # author names sorted by family name: codes are re-numbered in that order
         names = list(self.vocab["author"])
         by_family = sorted(range(len(names)), key=lambda i: (names[i].rsplit(SEP, 1)[-1], names[i]))
         renumber = np.empty(len(names), dtype=np.int32)
         renumber[by_family] = np.arange(len(names), dtype=np.int32)
-        author_ptr, author_codes = csr(self.lists["author"])
-        source_ptr, source_codes = csr(self.lists["source"])
-        aff_ptr, aff_codes = csr(self.lists["aff"])
+        codes = lists["author_codes"]
+        lists["author_codes"] = renumber[codes] if len(codes) else codes
         sorted_names = [names[i] for i in by_family]
         return Columns(
             **arrays,
             rank=rank,
-            source_ptr=source_ptr,
-            source_codes=source_codes,
-            aff_ptr=aff_ptr,
-            aff_codes=aff_codes,
-            author_ptr=author_ptr,
-            author_codes=renumber[author_codes] if len(author_codes) else author_codes,
+            **lists,
             names=utf8_array(sorted_names),
             family=utf8_array([n.rsplit(SEP, 1)[-1] for n in sorted_names]),
             kinds=list(self.vocab["kind"]),

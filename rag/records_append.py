@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.idmap import IdMap
 from rag.query_filters import AuthorLexicon
-from rag.record_columns import SEP, ColumnBuilder, Columns, SortKey, csr, sort_key, utf8_array
+from rag.record_columns import ColumnBuilder, Columns, SortKey, sort_key
 from rag.types import Paper
 from rag.word_counts import updated
 
@@ -49,41 +49,10 @@ def extend_ids(ids: IdMap, new: Sequence[Paper]) -> IdMap:
 
 def extend_columns(old: Columns, new: Sequence[Paper], old_key: Callable[[int], SortKey]) -> Columns:
     """``old`` with ``new`` appended; ``old_key(row)`` is an old paper's sort key (read when compared)."""
-    names = [bytes(n).decode("utf-8") for n in old.names]
-    builder = ColumnBuilder()
-    seeds = (
-        ("kind", old.kinds), ("category", old.categories), ("source", old.sources),
-        ("aff", old.affiliations), ("author", names),
-    )  # fmt: skip
-    for part, values in seeds:
-        builder.vocab[part] = {v: i for i, v in enumerate(values)}
+    builder = ColumnBuilder(base=old)
     for p in new:
         builder.add(p)
-    ints = {k: np.concatenate([getattr(old, k), np.asarray(v, np.int32)]) for k, v in builder.ints.items()}
-    lists = {}
-    for part in ("source", "aff", "author"):
-        ptr, codes = csr(builder.lists[part])
-        old_ptr, old_codes = getattr(old, f"{part}_ptr"), getattr(old, f"{part}_codes")
-        lists[f"{part}_ptr"] = np.concatenate([old_ptr, old_ptr[-1] + ptr[1:]])
-        lists[f"{part}_codes"] = np.concatenate([old_codes, codes]).astype(np.int32)
-    every = list(builder.vocab["author"])
-    by_family = sorted(range(len(every)), key=lambda i: (every[i].rsplit(SEP, 1)[-1], every[i]))
-    renumber = np.empty(len(every), dtype=np.int32)
-    renumber[by_family] = np.arange(len(every), dtype=np.int32)
-    codes = lists["author_codes"]
-    lists["author_codes"] = renumber[codes] if len(codes) else codes
-    ordered = [every[i] for i in by_family]
-    return Columns(
-        **ints,
-        rank=_merged_rank(old.rank, builder.sort_keys, old_key),
-        **lists,
-        names=utf8_array(ordered),
-        family=utf8_array([n.rsplit(SEP, 1)[-1] for n in ordered]),
-        kinds=list(builder.vocab["kind"]),
-        categories=list(builder.vocab["category"]),
-        sources=list(builder.vocab["source"]),
-        affiliations=list(builder.vocab["aff"]),
-    )
+    return builder.columns(rank=_merged_rank(old.rank, builder.sort_keys, old_key))
 
 
 def _merged_rank(rank: np.ndarray, new_keys: list[SortKey], old_key: Callable[[int], SortKey]) -> np.ndarray:
