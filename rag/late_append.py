@@ -21,12 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from rag.late import LATE_DIR, MERGED_FORMAT, PARTS_DIR, _codec_of, _skipped, idf_of, part_rows, skip_masks
+from rag.late import LATE_DIR, _codec_of, part_rows
 from rag.late_codec import CODEC_FILE, INT8, ProductQuantiser
-from rag.late_merge import LENGTHS_FILE, PIECES_AT_FILE, PIECES_FILE, Merger, encode_missing, stored_pieces
-from rag.late_meta import read_meta, write_meta
+from rag.late_merge import (
+    LENGTHS_FILE,
+    PIECES_AT_FILE,
+    PIECES_FILE,
+    chunk_rows,
+    finish,
+    merged_for,
+    stored_pieces,
+)
+from rag.late_meta import read_meta
 from rag.late_segments import MAX_SEGMENTS, SEGMENTS_KEY, load_rows, segment_name, segment_rows
-from rag.writer_lock import swap_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,43 +65,31 @@ def append(folder: Path, added: Sequence[Any], encoder: Any, model_id: str, code
         return None
     found: dict[tuple[str, str], Any] = {}
     known = part_rows(folder, found)
-    vocab, special = encoder.token_table()
-    query_skip, paper_skip = skip_masks(vocab, special)
-    merger = Merger(added, found, {}, encoder.token_ids, lambda ids: ids[~_skipped(ids, paper_skip)], known)
-    missing = encode_missing(merger, encoder, paper_skip)
+    merger, missing, query_skip, vocab_size = merged_for(added, found, {}, encoder, known)
     scratch, tmp = folder / SCRATCH_DIR, folder / (LATE_DIR + ".tmp")
     try:
         for path in (scratch, tmp):
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
         _, spans = merger.write(scratch, codec, stored.pq)
-        merger.write_pieces(scratch, len(vocab))
+        merger.write_pieces(scratch, vocab_size)
         every, segments = stored.write_with(scratch, tmp)
     except (OSError, ValueError) as exc:  # the parts are still there: the full rewrite uses them
         log.warning("rewriting the word-piece store whole: appending failed (%s)", exc)
         for path in (scratch, tmp):
             shutil.rmtree(path, ignore_errors=True)
         return None
-    df = np.bincount(every, minlength=len(vocab))[: len(vocab)]
-    np.save(tmp / "idf.npy", idf_of(df, stored.groups + len(merger.groups)))
-    np.save(tmp / "query_skip.npy", query_skip)
+    shutil.rmtree(scratch, ignore_errors=True)
+    df = np.bincount(every, minlength=vocab_size)[:vocab_size]
     at = stored.rows
-    rows = list(meta["chunks"])
-    rows += [
-        [c.id, c.paper_id, str(c.metadata.get("content_hash", "")), at + s, at + e]
-        for c, (s, e) in zip(added, spans, strict=True)
-    ]
     total = at + max((e for _, e in spans), default=0)
-    done = {"format": MERGED_FORMAT, "layout": "paper", "codec": codec, "model": model_id}
-    done.update(dim=meta.get("dim"), rows=total, pieces=True, chunks=rows)
+    done = {"codec": codec, "model": model_id, "dim": meta.get("dim"), "rows": total}
+    done["chunks"] = meta["chunks"] + chunk_rows(added, spans, at)
     if len(segments) > 1:
         done[SEGMENTS_KEY] = segments
-    write_meta(tmp, done)
-    swap_dir(tmp, old)
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
+    finish(folder, tmp, df, stored.groups + len(merger.groups), query_skip, done)
     log.info("appended %d paper(s) to the word-piece store", len(merger.groups))
-    return len(missing)
+    return missing
 
 
 class _Stored:

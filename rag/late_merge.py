@@ -304,11 +304,21 @@ class Merger:
         return np.bincount(every, minlength=vocab_size)[:vocab_size]
 
 
-def encode_missing(merger: Merger, encoder: TokenEncoder, paper_skip: np.ndarray) -> list[int]:
-    """Encode the chunks :meth:`Merger.missing` names (no stored or part rows) into ``merger``; returns
-    their positions."""
-    from rag.late import _skipped
+def merged_for(
+    chunks: Sequence[Any],
+    found: dict[tuple[str, str], StoredRows],
+    papers: dict[tuple[str, str], PaperRows],
+    encoder: TokenEncoder,
+    known: dict[tuple[str, str], np.ndarray] | None,
+) -> tuple[Merger, int, np.ndarray, int]:
+    """A :class:`Merger` of ``chunks`` with the rows no store or part had encoded into it; returns it, how
+    many chunks were encoded, the query-side skip mask and the vocabulary size."""
+    from rag.late import _skipped, skip_masks
 
+    vocab, special = encoder.token_table()
+    query_skip, paper_skip = skip_masks(vocab, special)
+    kept = lambda ids: ids[~_skipped(ids, paper_skip)]  # noqa: E731
+    merger = Merger(chunks, found, papers, encoder.token_ids, kept, known)
     missing = merger.missing()
     if missing:
         log.info("encoding word-piece vectors of %d chunk(s) not in the previous store", len(missing))
@@ -320,7 +330,30 @@ def encode_missing(merger: Merger, encoder: TokenEncoder, paper_skip: np.ndarray
             kept = np.asarray(vecs_, dtype=np.float32)[keep]
             q, sc = quantise(kept) if len(kept) else (np.zeros((0, 1), np.int8), np.zeros(0, np.float32))
             merger.set_rows(i, np.asarray(ids_)[keep], StoredRows(q, sc, 0, len(q)))
-    return missing
+    return merger, len(missing), query_skip, len(vocab)
+
+
+def chunk_rows(chunks: Sequence[Any], spans: Sequence[Sequence[int]], at: int = 0) -> list[list[Any]]:
+    """``chunks.json``'s rows: ``[chunk id, paper id, hash, start, end]``, rows numbered from ``at``."""
+    return [
+        [c.id, c.paper_id, str(c.metadata.get("content_hash", "")), at + s, at + e]
+        for c, (s, e) in zip(chunks, spans, strict=True)
+    ]
+
+
+def finish(
+    folder: Path, tmp: Path, df: np.ndarray, papers: int, query_skip: np.ndarray, meta: dict[str, Any]
+) -> None:
+    """Complete the merged store in ``tmp`` (its rows, lengths and word pieces written) with the IDF of
+    ``df`` over ``papers`` papers, the query skip mask and ``chunks.json`` (``meta``: dim, rows, chunks, …),
+    then swap it in for ``late/`` and drop this run's parts."""
+    from rag.late import LATE_DIR, MERGED_FORMAT, PARTS_DIR, idf_of, write_meta
+
+    np.save(tmp / "idf.npy", idf_of(df, papers))
+    np.save(tmp / "query_skip.npy", query_skip)
+    write_meta(tmp, {"format": MERGED_FORMAT, "layout": "paper", **meta, "pieces": True})
+    swap_dir(tmp, folder / LATE_DIR)
+    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
 
 
 def consolidate_merged(
@@ -334,30 +367,16 @@ def consolidate_merged(
 ) -> int:
     """:func:`rag.late.consolidate` with merged rows; ``sources`` as ``rag.late._old_sources`` found them,
     ``known`` the word-piece ids of this run's chunks (from ``late.parts/``: not tokenised again)."""
-    from rag.late import LATE_DIR, MERGED_FORMAT, PARTS_DIR, _skipped, idf_of, skip_masks, write_meta
+    from rag.late import LATE_DIR
 
     found, pq, papers = sources
-    vocab, special = encoder.token_table()
-    query_skip, paper_skip = skip_masks(vocab, special)
-    merger = Merger(
-        ordered, found, papers, encoder.token_ids, lambda ids: ids[~_skipped(ids, paper_skip)], known
-    )
-    missing = encode_missing(merger, encoder, paper_skip)
+    merger, missing, query_skip, vocab_size = merged_for(ordered, found, papers, encoder, known)
     tmp = folder / (LATE_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     dim, spans = merger.write(tmp, codec, pq)
-    rows = [
-        [c.id, c.paper_id, str(c.metadata.get("content_hash", "")), s, e]
-        for c, (s, e) in zip(ordered, spans, strict=True)
-    ]
-    df = merger.write_pieces(tmp, len(vocab))
-    np.save(tmp / "idf.npy", idf_of(df, len(merger.groups)))
-    np.save(tmp / "query_skip.npy", query_skip)
+    df = merger.write_pieces(tmp, vocab_size)
     total = max((e for _, e in spans), default=0)
-    done = {"format": MERGED_FORMAT, "layout": "paper", "codec": codec, "model": model_id, "dim": dim}
-    done.update(rows=total, pieces=True, chunks=rows)
-    write_meta(tmp, done)
-    swap_dir(tmp, folder / LATE_DIR)
-    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
-    return len(missing)
+    meta = {"codec": codec, "model": model_id, "dim": dim, "rows": total}
+    finish(folder, tmp, df, len(merger.groups), query_skip, {**meta, "chunks": chunk_rows(ordered, spans)})
+    return missing
