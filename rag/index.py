@@ -186,6 +186,7 @@ def _build(
     folder = store.folder
     manifest_path = folder / MANIFEST_FILE
     old_manifest = read_json_object(manifest_path)
+    indexed_before: dict[str, Any] = old_manifest.get("paper_hashes") or {}  # paper id → hash, digest, chunks
     bm25 = folder / BM25_DIR
     count_before = store.count_at_open if store.count_at_open is not None and not adopted else store.count()
 
@@ -305,12 +306,11 @@ def _build(
     if changed or not bm25.is_dir() or old_manifest.get("signature") != signature or BM25_DIR in damage:
         tmp = folder / (BM25_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        known = old_manifest.get("paper_hashes") or {}
         if trusted is None or BM25_DIR in damage or not extend_bm25(
             bm25,
             tmp,
             [c for p in todo for c in made[p.id]],
-            removed_papers + [p.id for p in todo if p.id in known],
+            removed_papers + [p.id for p in todo if p.id in indexed_before],
             lambda ids: chunks_in_order([by_id[i] for i in ids if i in by_id], hashes, made, settings),
         ):
             from rag.lexical import build_lexical_index
@@ -329,9 +329,8 @@ def _build(
         trusted_late = trusted is not None and late_current and LATE_DIR not in damage
         # Only papers added (none changed or removed): their rows follow the stored ones (rag.late_append).
         added_only = trusted_late and settings.index.late_merge and not stale and not rekeyed
-        before = old_manifest.get("paper_hashes") or {}
         appended = None
-        if added_only and todo and not any(p.id in before for p in todo):
+        if added_only and todo and not any(p.id in indexed_before for p in todo):
             added = [c for p in todo for c in made[p.id]]
             appended = append_late(
                 folder, added, embedder, settings.index.embed_model, settings.index.late_codec
@@ -361,7 +360,7 @@ def _build(
     # vectors; the manifest last.
     papers_path = folder / PAPERS_FILE
     write_records(folder, papers, "".join(p.model_dump_json() + "\n" for p in papers))
-    old_counts = {k: v.get("chunks", 0) for k, v in old_manifest.get("paper_hashes", {}).items()}
+    old_counts = {k: v.get("chunks", 0) for k, v in indexed_before.items()}
     n_chunks: dict[str, int] = {}
     for c in new_chunks:
         n_chunks[c.paper_id] = n_chunks.get(c.paper_id, 0) + 1

@@ -58,7 +58,11 @@ _BLANK = np.frombuffer(b" \t\r\n", dtype=np.uint8)
 def _record_lines(fh: BinaryIO) -> np.ndarray:
     """``[starts, ends]``: the byte range of each line of the file that is not blank (2 × n)."""
     fh.seek(0)
-    data = np.fromfile(fh, dtype=np.uint8)
+    return _line_ranges(np.fromfile(fh, dtype=np.uint8))
+
+
+def _line_ranges(data: np.ndarray) -> np.ndarray:
+    """``[starts, ends]`` of the lines of ``data`` (bytes) that are not blank."""
     ends = np.flatnonzero(data == 10) + 1
     if len(data) and data[-1] != 10:
         ends = np.append(ends, len(data))
@@ -137,7 +141,7 @@ class _Derived:
 
         n_old = len(before.ids)
         added = papers[n_old:]
-        offsets = grow.appended_offsets(old_size, text[old_size:])
+        offsets = _line_ranges(np.frombuffer(text, dtype=np.uint8)[old_size:]) + old_size
         if before.offsets.shape[1] != n_old or offsets.shape[1] != len(added):
             return None
         words = grow.extended_words(before.words, added)

@@ -32,16 +32,6 @@ from rag.types import Paper
 from rag.word_counts import updated
 
 
-def appended_offsets(old_size: int, tail: bytes) -> np.ndarray:
-    """``[starts; ends]`` of the lines of ``tail``, which follows ``old_size`` bytes (no blank lines)."""
-    data = np.frombuffer(tail, dtype=np.uint8)
-    ends = np.flatnonzero(data == 10) + 1
-    if len(data) and data[-1] != 10:
-        ends = np.append(ends, len(data))
-    starts = np.concatenate(([0], ends[:-1])) if len(ends) else np.zeros(0, np.int64)
-    return np.stack([starts, ends]).astype(np.int64) + old_size
-
-
 def extend_ids(ids: IdMap, new: Sequence[Paper]) -> IdMap:
     added = np.asarray([p.id.encode("utf-8") for p in new], dtype=bytes)
     return IdMap.from_encoded(np.concatenate([ids.encoded(), added]) if len(added) else ids.encoded())
