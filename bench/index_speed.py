@@ -93,6 +93,7 @@ class HashEmbedder:
 def full_size_pass(corpus: Path) -> dict[str, float]:
     """Index the whole corpus with HashEmbedder in its own home; time it and a no-op re-index."""
     import rag.index
+    import rag.index_embed
     from rag.index import build_index
 
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="rag-bench-index-full-")))
@@ -103,8 +104,8 @@ def full_size_pass(corpus: Path) -> dict[str, float]:
         vectors = HashEmbedder()
         texts = [c.text for c in rag.index.indexed_chunks(settings)]
         def stand_in() -> None:  # the stand-in's own cost, batch by batch as build_index calls it
-            for i in range(0, len(texts), rag.index.WRITE_BATCH):
-                vectors.encode_with_tokens(texts[i : i + rag.index.WRITE_BATCH])
+            for i in range(0, len(texts), rag.index_embed.WRITE_BATCH):
+                vectors.encode_with_tokens(texts[i : i + rag.index_embed.WRITE_BATCH])
 
         _, hash_wall, _ = timed(stand_in)
     finally:

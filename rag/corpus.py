@@ -55,6 +55,8 @@ logger = logging.getLogger("rag.corpus")
 
 PathsArg = str | Path | Sequence[str | Path] | None
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NAMELESS_FORMATS = ("beir", "arxiv-snapshot", "openalex", "s2", "pubmed")
+"""Formats whose author names are not used to read seed listings (large, and names there are unambiguous)."""
 
 
 @dataclass
@@ -67,6 +69,9 @@ class FileReport:
     entries: int = 0
     problems: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    gives_names: bool = False
+    """Its papers' author names help parse the seed listings (``known_names``), so adding or changing it can
+    change how a listing reads."""
 
 
 @dataclass
@@ -77,6 +82,8 @@ class CorpusReport:
     problems: list[SourceError]
     files: list[FileReport]
     merged: dict[str, list[str]] = field(default_factory=dict)
+    entries: list[Paper] = field(default_factory=list)
+    """Every entry parsed, before merging (what :mod:`rag.source_keys` records for later adds)."""
 
     @property
     def ok(self) -> bool:
@@ -278,7 +285,8 @@ def load_corpus_report(
             problems.append(exc)
             reports[f].problems += 1
             continue
-        if parsed[f].format not in ("beir", "arxiv-snapshot", "openalex", "s2", "pubmed"):
+        if parsed[f].format not in NAMELESS_FORMATS:
+            reports[f].gives_names = True
             names.update(n for p in parsed[f].papers for n in p.authors)
     results = [parsed[f] for f in files if f in parsed]
     for r in results:
@@ -297,7 +305,10 @@ def load_corpus_report(
     problems.sort(key=lambda p: (index.get(p.path, len(index)), p.line or 0))
     for p in problems:
         logger.warning("%s", p)
-    report = CorpusReport(papers=papers, problems=problems, files=[reports[f] for f in files], merged=merged)
+    entries = [p for r in results for p in r.papers]
+    report = CorpusReport(
+        papers=papers, problems=problems, files=[reports[f] for f in files], merged=merged, entries=entries
+    )
     where = ", ".join(str(p) for p in _as_paths(paths, settings))
     if strict and problems:
         raise CorpusError(f"{len(problems)} problem(s) while loading {where} (strict mode):", problems)

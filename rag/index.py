@@ -25,25 +25,31 @@ collections written before chunk texts left Chroma hold any; chunk texts are re-
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 import logging
 import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from rag.chunk import chunk_with_settings, chunks_in_order
-from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, SCHEMA_VERSION, write_atomic
+from rag.corpus_identity import BM25_DIR, MANIFEST_FILE
 from rag.embed import get_embedder
 from rag.errors import IndexError_
-from rag.index_fastpath import STAMP_KEY, check_files, quick_noop, record_chroma, source_stamp
-from rag.index_incremental import Reconciled, extend_bm25, late_chunks, metadata_digests, trusted_states
+from rag.index_add import SourcesRead, add_sources
+from rag.index_embed import embed_chunks
+from rag.index_fastpath import check_files, quick_noop, record_chroma, source_files
+from rag.index_incremental import (
+    Reconciled,
+    content_hash,
+    extend_bm25,
+    late_chunks,
+    metadata_digests,
+    trusted_states,
+)
+from rag.index_manifest import manifest_for, signature_of
+from rag.index_manifest import save as save_manifest
 from rag.index_reconcile import (
     group_by_paper,
     is_complete,
@@ -53,10 +59,9 @@ from rag.index_reconcile import (
     wanted_metadata,
     warn_foreign,
 )
-from rag.integrity import fingerprint, read_json_object
+from rag.integrity import read_json_object
 from rag.late import LATE_DIR, PARTS_DIR, consolidate, is_current
 from rag.late_append import append as append_late
-from rag.late_parts import PartWriter
 from rag.records import write_records
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
@@ -64,11 +69,10 @@ from rag.store import Store, chroma_metadata
 from rag.types import Chunk, IndexStats, Paper
 from rag.writer_lock import swap_dir, writer_lock
 
+if TYPE_CHECKING:
+    from rag.corpus import CorpusReport
+
 log = logging.getLogger(__name__)
-
-WRITE_BATCH = 512
-"""Chunks embedded and written per step: the most work a killed run can lose."""
-
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
@@ -84,23 +88,25 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
+def _load_papers(sources: Any, settings: Settings) -> tuple[list[Paper], CorpusReport | None]:
+    """The papers to index, with the loader's report when they were read from paths."""
     if (
         isinstance(sources, Sequence)
         and not isinstance(sources, str)
         and sources
         and all(isinstance(s, Paper) for s in sources)
     ):
-        papers = list(sources)
+        papers, report = list(sources), None
     else:
         try:
-            from rag.corpus import load_corpus
+            from rag.corpus import load_corpus_report
         except ImportError as exc:  # pragma: no cover - the corpus step ships with the package
             raise IndexError_(f"The corpus loader is not available ({exc}).") from exc
         if sources is not None and isinstance(sources, (str, Path)):
             sources = [sources]
         with _gc_paused():
-            papers = load_corpus(sources, strict=settings.corpus.strict, settings=settings)
+            report = load_corpus_report(sources, strict=settings.corpus.strict, settings=settings)
+        papers = report.papers
     unique: dict[str, Paper] = {}
     for paper in papers:
         if paper.id in unique:
@@ -109,42 +115,7 @@ def _load_papers(sources: Any, settings: Settings) -> list[Paper]:
         unique[paper.id] = paper
     if not unique:
         raise IndexError_("There are no papers to index: give sources that contain at least one paper.")
-    return list(unique.values())
-
-
-CONTENT_HASH_VERSION = 2
-"""1: every field of the paper but its line number (source file names included); 2: :func:`content_hash`."""
-
-
-def content_hash(paper: Paper) -> str:
-    """Hash of what shapes a paper's chunk texts, hence its vectors: title, abstract and the author fields
-    (a title-only paper's chunk is its title and authors). Not where the paper was read from (``source``,
-    ``sources``, ``line``, merged entries), nor metadata that only goes into Chroma's metadata: that is
-    kept current in place, without re-embedding. The embedding model and the chunking settings name the
-    collection, so they need not be hashed here."""
-    data = {
-        "v": CONTENT_HASH_VERSION,
-        "title": paper.title,
-        "abstract": paper.abstract,
-        "authors": paper.authors,
-        "authors_truncated": paper.authors_truncated,
-        "n_authors": paper.n_authors,
-    }
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-
-def _signature(papers: list[Paper], hashes: dict[str, str], digests: dict[str, str]) -> str:
-    """One hash of the paper ids, content hashes and chunk metadata digests: the no-op fast path is taken
-    only when all three are what the last complete run left."""
-    text = "\n".join(f"{p.id}\t{hashes[p.id]}\t{digests[p.id]}" for p in sorted(papers, key=lambda p: p.id))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-
-def _progress_bar(total: int, progress: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="chunk", desc="embedding", disable=None if progress else True)
+    return list(unique.values()), report
 
 
 def build_index(
@@ -160,19 +131,29 @@ def build_index(
     """
     settings = settings or Settings()
     started = time.perf_counter()
-    stamp = source_stamp(sources, settings)  # before reading: a file changed meanwhile is read next time
-    if stamp is not None:
+    files = source_files(sources, settings)  # before reading: a file changed meanwhile is read next time
+    if files is not None:
         with writer_lock(settings, wait=wait):
-            unchanged = quick_noop(stamp, settings, started)
+            unchanged = quick_noop(files.stamp, settings, started)
         if unchanged is not None:
             return unchanged
-    papers = _load_papers(sources, settings)
+        # New files after the ones the last complete run read: read only them (rag.index_add).
+        added = add_sources(files, settings, get_embedder, progress=progress, started=started, wait=wait)
+        if added is not None:
+            return added
+    papers, report = _load_papers(sources, settings)
+    read = SourcesRead(files, report) if files is not None and report is not None else None
     with writer_lock(settings, wait=wait):
-        return _build(papers, settings, progress=progress, started=started, stamp=stamp)
+        return _build(papers, settings, progress=progress, started=started, read=read)
 
 
 def _build(
-    papers: list[Paper], settings: Settings, *, progress: bool, started: float, stamp: str | None = None
+    papers: list[Paper],
+    settings: Settings,
+    *,
+    progress: bool,
+    started: float,
+    read: SourcesRead | None = None,
 ) -> IndexStats:
     """:func:`build_index`'s work, under the home's writer lock."""
     store = Store.open(settings, create=True)  # fails before anything is written locally
@@ -182,7 +163,7 @@ def _build(
     fetched = fetch(store) if settings.chroma_url and not adopted else None
     hashes = {p.id: content_hash(p) for p in papers}
     digests = metadata_digests(papers)
-    signature = _signature(papers, hashes, digests)
+    signature = signature_of((p.id, hashes[p.id], digests[p.id]) for p in papers)
     folder = store.folder
     manifest_path = folder / MANIFEST_FILE
     old_manifest = read_json_object(manifest_path)
@@ -264,30 +245,8 @@ def _build(
         new_chunks = [c for group in grouped for c in group]
         new_ids = {c.id for c in new_chunks}
         stale += [cid for p in todo for cid in by_paper.get(p.id, {}) if cid not in new_ids]
-        # Shortest first, as sentence-transformers does inside one call: batches pad less.
-        order = np.argsort([len(c.text) for c in new_chunks], kind="stable")
-        new_chunks = [new_chunks[i] for i in order]
         embedder = get_embedder(settings)
-        parts = PartWriter(folder, embedder) if late else None
-        bar = _progress_bar(len(new_chunks), progress)
-        try:
-            for start in range(0, len(new_chunks), WRITE_BATCH):
-                part = new_chunks[start : start + WRITE_BATCH]
-                texts = [c.text for c in part]
-                if parts is not None:  # word-piece vectors from the same forward pass (the embedder's batch
-                    vectors, tokens = embedder.encode_with_tokens(texts)  # size: larger on a GPU, rag.embed)
-                    part_hashes = [str(c.metadata.get("content_hash", "")) for c in part]
-                    parts.add([c.id for c in part], part_hashes, tokens)
-                else:
-                    vectors = embedder.encode(texts)
-                # Chroma keeps a stored text through an upsert without one: a re-embedded chunk of a
-                # collection from before chunk texts left Chroma is deleted first, so no old text sits
-                # beside a new vector (same_texts trusts the texts Chroma holds).
-                store.delete([c.id for c in part if c.id in by_paper.get(c.paper_id, {})])
-                store.upsert(part, vectors)
-                bar.update(len(part))
-        finally:
-            bar.close()
+        new_chunks = embed_chunks(store, folder, new_chunks, by_paper, embedder, late=late, progress=progress)
     if stale:
         store.assert_owned()  # never delete from another corpus's collection
         warn_foreign(removed_papers, old_manifest, store)
@@ -358,43 +317,30 @@ def _build(
 
     # The records beside the collection (with what search derives from them: rag.records), written after the
     # vectors; the manifest last.
-    papers_path = folder / PAPERS_FILE
     write_records(folder, papers, "".join(p.model_dump_json() + "\n" for p in papers))
     old_counts = {k: v.get("chunks", 0) for k, v in indexed_before.items()}
     n_chunks: dict[str, int] = {}
     for c in new_chunks:
         n_chunks[c.paper_id] = n_chunks.get(c.paper_id, 0) + 1
-    manifest = {
-        "complete": True,
-        "collection": store.collection_name,
-        "corpus": None if store.legacy else store.corpus,
-        "schema": SCHEMA_VERSION,
-        "embed_model": settings.index.embed_model,
-        "chunk_max_tokens": settings.index.chunk_max_tokens,
-        "chunk_max_sentences": settings.index.chunk_max_sentences,
-        "chunk_overlap_sentences": settings.index.chunk_overlap_sentences,
-        "late_interaction": late,
-        "papers": len(papers),
-        "chunks": total_chunks,
-        "signature": signature,
-        STAMP_KEY: stamp,  # the sources this run read (rag.index_fastpath: the next no-op skips reading them)
-        "files": {  # what the next run's fast path checks (rag.integrity)
-            BM25_DIR: fingerprint(bm25),
-            LATE_DIR: fingerprint(folder / LATE_DIR) if late else {},
-            PAPERS_FILE: fingerprint(papers_path),
-        },
-        "paper_hashes": {
-            p.id: {
-                "hash": hashes[p.id],
-                "meta": digests[p.id],
-                "chunks": n_chunks.get(p.id) or len(by_paper.get(p.id, {})) or old_counts.get(p.id, 0),
-            }
-            for p in papers
-        },
+    paper_hashes = {
+        p.id: {
+            "hash": hashes[p.id],
+            "meta": digests[p.id],
+            "chunks": n_chunks.get(p.id) or len(by_paper.get(p.id, {})) or old_counts.get(p.id, 0),
+        }
+        for p in papers
     }
-    if manifest != {k: v for k, v in old_manifest.items() if k != "built_at"}:
-        manifest["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        write_atomic(manifest_path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode() + "\n")
+    manifest = manifest_for(
+        store,
+        settings,
+        papers=len(papers),
+        chunks=total_chunks,
+        signature=signature,
+        stamp=read.files.stamp if read is not None else None,
+        sources=read.record(folder) if read is not None else None,
+        paper_hashes=paper_hashes,
+    )
+    save_manifest(manifest_path, manifest, old_manifest)
     store.drop_other_collections()
     store.mark_current({"papers": len(papers), "chunks": total_chunks})
     record_chroma(settings, folder, total_chunks)  # the next no-op trusts the count while the files stay

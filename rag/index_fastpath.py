@@ -33,6 +33,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from rag.types import IndexStats
 
 log = logging.getLogger(__name__)
 
-STAMP_VERSION = 1
+STAMP_VERSION = 2
 STAMP_KEY = "source_stamp"
 """The manifest key holding the stamp of the sources the run read (absent or null: none was taken)."""
 
@@ -70,9 +71,27 @@ def _stat_row(path: Path, *, full: bool) -> list[Any]:
     return [path.name, st.st_size, st.st_mtime_ns]
 
 
-def source_stamp(sources: Any, settings: Settings) -> str | None:
-    """A digest of the source files' identities (see the module doc), or None when there is none to take:
-    papers given as objects, a Chroma server, or paths that cannot be listed (the full path reports why)."""
+@dataclass(frozen=True)
+class SourceFiles:
+    """What a run is about to read: each source file's row (resolved path, size, modification and
+    status-change times in ns, inode), in reading order, and a digest of everything else that shapes the
+    papers read from them (rag's own modules by size and time, the corpus and index settings)."""
+
+    rows: list[list[Any]]
+    config: str
+    paths: list[Path]
+    """The files as the loader names them (``Paper.source``), in the same order as ``rows``."""
+
+    @property
+    def stamp(self) -> str:
+        """One digest of the rows and the configuration (the manifest's ``source_stamp``)."""
+        data = {"v": STAMP_VERSION, "files": self.rows, "config": self.config}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+
+
+def source_files(sources: Any, settings: Settings) -> SourceFiles | None:
+    """The source files' identities (see the module doc), or None when there are none to take: papers
+    given as objects, a Chroma server, or paths that cannot be listed (the full path reports why)."""
     from rag.sources import expand_paths
 
     paths = _source_paths(sources, settings)
@@ -86,14 +105,18 @@ def source_stamp(sources: Any, settings: Settings) -> str | None:
     package = Path(__file__).resolve().parent
     code = [_stat_row(f, full=False) for f in sorted(package.rglob("*.py"))]
     data = {
-        "v": STAMP_VERSION,
-        "files": rows,
         "code": code,
         "corpus": settings.corpus.model_dump(mode="json"),
         "index": settings.index.model_dump(mode="json"),
     }
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+    config = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
+    return SourceFiles(rows, config, files)
+
+
+def source_stamp(sources: Any, settings: Settings) -> str | None:
+    """The digest of :func:`source_files` (None when it has none)."""
+    files = source_files(sources, settings)
+    return files.stamp if files is not None else None
 
 
 def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexStats | None:
@@ -128,7 +151,7 @@ def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexSt
         or not (folder / BM25_DIR).is_dir()
         or (late and not is_current(folder, chunks, settings.index.embed_model, *_late_layout(settings)))
         or (not late and (folder / LATE_DIR).exists())
-        or any(damaged(folder / part, recorded) is not None for part, recorded in _recorded(manifest, late))
+        or not files_intact(folder, manifest, late)
     ):
         return None
     if store is not None:
@@ -193,6 +216,12 @@ def _recorded(manifest: dict[str, Any], late: bool) -> list[tuple[str, Any]]:
     recorded: dict[str, Any] = files if isinstance(files, dict) else {}
     parts = (BM25_DIR, LATE_DIR, PAPERS_FILE) if late else (BM25_DIR, PAPERS_FILE)
     return [(part, recorded.get(part)) for part in parts]
+
+
+def files_intact(folder: Path, manifest: dict[str, Any], late: bool) -> bool:
+    """Whether ``bm25/``, ``late/`` and ``papers.jsonl`` match the fingerprints the manifest recorded (no side
+    effects: :func:`check_files` is the repairing run's)."""
+    return all(damaged(folder / part, recorded) is None for part, recorded in _recorded(manifest, late))
 
 
 def check_files(folder: Path, manifest: dict[str, Any], late: bool) -> set[str]:

@@ -37,6 +37,28 @@ from rag.types import Chunk, Paper
 log = logging.getLogger(__name__)
 
 
+CONTENT_HASH_VERSION = 2
+"""1: every field of the paper but its line number (source file names included); 2: :func:`content_hash`."""
+
+
+def content_hash(paper: Paper) -> str:
+    """Hash of what shapes a paper's chunk texts, hence its vectors: title, abstract and the author fields
+    (a title-only paper's chunk is its title and authors). Not where the paper was read from (``source``,
+    ``sources``, ``line``, merged entries), nor metadata that only goes into Chroma's metadata: that is
+    kept current in place, without re-embedding. The embedding model and the chunking settings name the
+    collection, so they need not be hashed here."""
+    data = {
+        "v": CONTENT_HASH_VERSION,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors": paper.authors,
+        "authors_truncated": paper.authors_truncated,
+        "n_authors": paper.n_authors,
+    }
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
 def metadata_digests(papers: Sequence[Paper]) -> dict[str, str]:
     """Per paper, a short hash of the metadata its chunks carry in Chroma (not their texts)."""
     return {

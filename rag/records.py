@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import zipfile
 from collections import Counter, OrderedDict
@@ -132,17 +133,15 @@ class _Derived:
 
     @classmethod
     def extended(
-        cls, before: _Derived, fh: BinaryIO, old_size: int, papers: list[Paper], text: bytes
+        cls, before: _Derived, fh: BinaryIO, old_size: int, added: list[Paper], tail: bytes
     ) -> _Derived | None:
-        """``before`` (which describes the first ``old_size`` bytes of ``text``, the file ``fh``) extended to
-        the papers appended after them (rag.records_append); None when it cannot be (the lines and papers
-        disagree, or the lexicon needs word counts ``before`` did not keep)."""
+        """``before`` (which describes the first ``old_size`` bytes of the file ``fh``) extended to the papers
+        ``added`` after them, whose lines are ``tail`` (rag.records_append); None when it cannot be (the lines
+        and papers disagree, or the lexicon needs word counts ``before`` did not keep)."""
         from rag import records_append as grow
 
-        n_old = len(before.ids)
-        added = papers[n_old:]
-        offsets = _line_ranges(np.frombuffer(text, dtype=np.uint8)[old_size:]) + old_size
-        if before.offsets.shape[1] != n_old or offsets.shape[1] != len(added):
+        offsets = _line_ranges(np.frombuffer(tail, dtype=np.uint8)) + old_size
+        if before.offsets.shape[1] != len(before.ids) or offsets.shape[1] != len(added):
             return None
         words = grow.extended_words(before.words, added)
         lexicon = grow.extend_lexicon(before.lexicon, added, words)
@@ -239,9 +238,35 @@ def write_records(folder: Path, papers: list[Paper], text: str) -> None:
     with path.open("rb") as fh:
         derived = None
         if grown and before is not None and old is not None:
-            derived = _Derived.extended(before, fh, len(old), papers, new)
+            n_old = len(before.ids)
+            derived = _Derived.extended(before, fh, len(old), papers[n_old:], new[len(old) :])
         if derived is None:
             derived = _Derived.of(fh, path, papers, words)
+        derived.save(saved, _stamp(fh))
+
+
+def append_records(folder: Path, added: list[Paper]) -> None:
+    """Append ``added`` to ``papers.jsonl`` (a copy of it, then a rename: readers keep the file they opened)
+    and extend ``records.npz`` to them — what :func:`write_records` does for the old papers followed by
+    ``added``, without the old papers in memory."""
+    path, saved = folder / PAPERS_FILE, folder / RECORDS_FILE
+    tail = "".join(p.model_dump_json() + "\n" for p in added).encode("utf-8")
+    before = _Derived.load(saved, _stamp(path))
+    old_size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(old_size - 1, 0))
+        open_line = old_size > 0 and fh.read(1) != b"\n"  # a last line without its newline
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(path, tmp)
+    with tmp.open("ab") as fh:
+        fh.write(b"\n" + tail if open_line else tail)
+    if open_line:
+        before = None
+    os.replace(tmp, path)
+    with path.open("rb") as fh:
+        derived = _Derived.extended(before, fh, old_size, added, tail) if before is not None else None
+        if derived is None:
+            derived = _Derived.of(fh, path)
         derived.save(saved, _stamp(fh))
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from test_index import FakeEmbedder, papers
 
 import rag.index
+import rag.index_embed
 from rag.errors import RagError
 from rag.index import build_index
 from rag.settings import Settings
@@ -63,7 +64,7 @@ def main() -> int:
         args.delay, Path(args.marker) if args.marker else None, Path(args.hold) if args.hold else None
     )
     rag.index.get_embedder = lambda settings=None: embedder  # type: ignore[assignment]
-    rag.index.WRITE_BATCH = 4
+    rag.index_embed.WRITE_BATCH = 4
     try:
         settings = Settings(home=Path(args.home))
         stats = build_index(corpus(args.n, args.variant), settings, wait=not args.no_wait)

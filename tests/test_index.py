@@ -7,12 +7,14 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from netutil import free_port
 
 import rag.index
+import rag.index_embed
 from rag.chunk import chunk_with_settings
 from rag.corpus_identity import collection_name
 from rag.errors import IndexMissingError, StoreCorruptError, StoreUnavailableError
@@ -151,7 +153,7 @@ def test_changed_and_removed_papers(fake: FakeEmbedder) -> None:
 
 def test_kill_and_resume_leaves_no_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
-    monkeypatch.setattr(rag.index, "WRITE_BATCH", 4)
+    monkeypatch.setattr(rag.index_embed, "WRITE_BATCH", 4)
     dying = FakeEmbedder(fail_after=2)
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: dying)
     corpus = papers(12, long={3})
@@ -182,7 +184,7 @@ def test_killed_change_then_reverted_corpus_is_repaired(monkeypatch: pytest.Monk
     ids = ["p1#0", "p2#0"]
     original = vectors_by_id(settings, ids)
     changed = [corpus[0]] + [p.model_copy(update={"abstract": f"New words for {p.id}."}) for p in corpus[1:]]
-    monkeypatch.setattr(rag.index, "WRITE_BATCH", 1)
+    monkeypatch.setattr(rag.index_embed, "WRITE_BATCH", 1)
     dying = FakeEmbedder(fail_after=1)  # writes one changed paper, then dies
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: dying)
     with pytest.raises(KeyboardInterrupt):
@@ -556,8 +558,8 @@ def legacy_formula(monkeypatch: pytest.MonkeyPatch) -> None:
     signature over ids and hashes only."""
     from rag.chunk import paper_hash
 
-    def signature(papers_: list[Paper], hashes: dict[str, str], *_: object) -> str:
-        text = "\n".join(f"{p.id}\t{hashes[p.id]}" for p in sorted(papers_, key=lambda p: p.id))
+    def signature(entries: Any) -> str:  # that code's signature left out the metadata digests
+        text = "\n".join(f"{pid}\t{h}" for pid, h, _ in sorted(entries))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
     def upsert_with_texts(self: Store, chunks: list, embeddings: np.ndarray) -> None:  # type: ignore[type-arg]
@@ -571,7 +573,7 @@ def legacy_formula(monkeypatch: pytest.MonkeyPatch) -> None:
         )
 
     monkeypatch.setattr(rag.index, "content_hash", paper_hash)
-    monkeypatch.setattr(rag.index, "_signature", signature)
+    monkeypatch.setattr(rag.index, "signature_of", signature)
     monkeypatch.setattr(Store, "upsert", upsert_with_texts)
 
 

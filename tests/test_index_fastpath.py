@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from test_index import FakeEmbedder
 
+import rag.corpus
 import rag.embed
 import rag.index
 from rag.index import build_index
@@ -28,15 +29,16 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The sources each build_index read (rag.index._load_papers' calls)."""
+    """The sources each build_index read (rag.corpus.load_corpus_report's calls: the full path reads
+    every source, an add only the new files, rag.index_add)."""
     calls: list[Any] = []
-    load = rag.index._load_papers
+    load = rag.corpus.load_corpus_report
 
-    def counted(sources: Any, settings: Settings) -> Any:
-        calls.append(sources)
-        return load(sources, settings)
+    def counted(paths: Any = None, **kwargs: Any) -> Any:
+        calls.append(paths)
+        return load(paths, **kwargs)
 
-    monkeypatch.setattr(rag.index, "_load_papers", counted)
+    monkeypatch.setattr(rag.corpus, "load_corpus_report", counted)
     return calls
 
 
@@ -87,6 +89,7 @@ def test_added_and_removed_files_in_a_folder_are_read(
     write_papers(folder / "b.jsonl", range(3, 5))
     added = build_index([folder], Settings())
     assert len(reads) == 2 and added.papers == 5 and added.unchanged == 3 and added.embedded > 0
+    assert reads[1] == [folder / "b.jsonl"]  # only the new file (rag.index_add)
     (folder / "a.jsonl").unlink()
     removed = build_index([folder], Settings())
     assert len(reads) == 3 and (removed.papers, removed.removed) == (2, 3)

@@ -15,6 +15,7 @@ from test_index import FakeEmbedder, papers
 
 import rag.embed
 import rag.index
+import rag.index_embed
 from rag.errors import IndexMissingError, StoreUnavailableError
 from rag.index import build_index
 from rag.late import LateIndex
@@ -129,7 +130,7 @@ def test_a_server_that_dies_mid_index_leaves_a_consistent_home(
     port = free_port()
     server = start(port)
     settings = Settings(chroma_url=f"http://127.0.0.1:{port}")
-    monkeypatch.setattr(rag.index, "WRITE_BATCH", 4)
+    monkeypatch.setattr(rag.index_embed, "WRITE_BATCH", 4)
     real = fake.encode_with_tokens
 
     def dying(texts, *, batch_size=None):  # type: ignore[no-untyped-def]
