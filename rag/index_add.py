@@ -96,6 +96,8 @@ def _plan(files: SourceFiles, manifest: dict[str, Any]) -> _Plan | None:
     old = recorded.get("files")
     if recorded.get("config") != files.config or not isinstance(old, list) or not old:
         return None
+    if not all(isinstance(row, list) and len(row) == 8 for row in old):
+        return None  # written by another version: the full path writes them again
     n = len(old)
     if len(files.rows) <= n:
         return None
@@ -126,7 +128,7 @@ def _read_new(plan: _Plan, folder: Path, settings: Settings) -> tuple[CorpusRepo
         return None
     shared = source_keys.shared(old_keys, new_keys)
     if shared:
-        log.info("%d new entries may be papers already indexed: reading every source", shared)
+        log.info("%d ids, DOIs or titles of the new files are already indexed: reading every source", shared)
         return None
     return report, np.union1d(old_keys, new_keys)
 
