@@ -17,15 +17,12 @@ their texts, which :meth:`Store.texts` still reads for the reconciling step that
 Vectors are cosine-space and always passed in explicitly; the collection also gets our own embedding
 function (:class:`RagEmbeddingFunction`) so that Chroma never falls back to its downloading default.
 
-Chunk metadata (what ``where`` filters can use): ``paper_id``, ``title``, ``authors`` ("; "-joined),
-``authors_folded`` (same, lower-case and accent-free), ``year`` (int; the key is absent when the year is
-unknown), ``source``, ``sources`` ("; "-joined), ``category``, ``kind``, ``venue``, ``date`` (absent when
-unknown), ``has_abstract`` (bool), ``n``, ``n_chunks``, ``content_hash``; and two string lists added at
-write time for exact, in-store author filters with ``$contains``: ``author_names`` (each full name
-folded) and ``author_families`` (each folded family name, the last word), absent when there are no
-authors. ``where={"author_families": {"$contains": "muller"}}`` matches "Zoë Müller".
-Chroma's ``$ne``/``$nin`` also match chunks that lack the key (e.g. unknown year); ``$gt``/``$gte``/``$lt``/
-``$lte``/``$eq``/``$in`` do not.
+Chunk metadata: ``paper_id``, ``n`` (the chunk's number in its paper), ``n_chunks`` and ``content_hash`` —
+what search's ``where`` (a ``paper_id`` allow-list) and ``rag index``'s reconciling read. Everything else
+about a paper (title, authors, year, kind, source, …) is in the records beside the collection
+(:mod:`rag.records`), where search filters it as numpy columns. Collections written before 2026-12-01 also
+held title, authors, year, source and more per chunk: that was half of Chroma's upsert time and half of its
+disk (docs/scale.md, "Chroma metadata"), and the next ``rag index`` removes those keys in place.
 """
 
 from __future__ import annotations
@@ -54,7 +51,7 @@ from rag.corpus_identity import (
 from rag.errors import IndexMissingError, RagError
 from rag.settings import Settings
 from rag.store_faults import check_embedded, parse_url, store_fault, unreachable
-from rag.types import Chunk, fold
+from rag.types import Chunk
 
 if TYPE_CHECKING:
     from rag.records import PaperRecords
@@ -361,11 +358,10 @@ class Store:
         return self.url or str(self.settings.index_dir / "chroma")
 
 
+STORED_KEYS = ("paper_id", "n", "n_chunks", "content_hash")
+"""The chunk metadata kept in Chroma (see the module doc)."""
+
+
 def chroma_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    """A chunk's metadata as written to Chroma: the scalars plus the author lists (see module doc)."""
-    out = dict(meta)
-    names = [n.strip() for n in str(meta.get("authors", "")).split(";") if n.strip()]
-    if names:
-        out["author_names"] = [fold(n) for n in names]
-        out["author_families"] = [fold(n).replace(",", " ").split()[-1] for n in names]
-    return out
+    """A chunk's metadata as written to Chroma: the keys of :data:`STORED_KEYS` it has."""
+    return {k: meta[k] for k in STORED_KEYS if meta.get(k) is not None}

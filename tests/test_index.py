@@ -15,12 +15,13 @@ from netutil import free_port
 
 import rag.index
 import rag.index_embed
+import rag.index_reconcile
 from rag.chunk import chunk_with_settings
 from rag.corpus_identity import collection_name
 from rag.errors import IndexMissingError, StoreCorruptError, StoreUnavailableError
 from rag.index import build_index, indexed_chunks
 from rag.settings import Settings
-from rag.store import Store
+from rag.store import STORED_KEYS, Store
 from rag.types import Paper
 
 
@@ -387,8 +388,7 @@ def test_seed_index(seeded) -> None:  # type: ignore[no-untyped-def]
         pid, n = cid.rsplit("#", 1)
         by_paper.setdefault(pid, []).append(n)
         assert meta["paper_id"] == pid and meta["n"] == int(n)
-        assert "year" not in meta or isinstance(meta["year"], int)
-        assert texts[cid].startswith(meta["title"].split()[0])
+        assert set(meta) == set(STORED_KEYS)  # the paper's other fields are in the records
     assert set(by_paper) == {p.id for p in corpus}
     counts = get_tokenizer(settings).count(list(texts.values()))
     assert max(counts) <= settings.index.chunk_max_tokens
@@ -410,30 +410,9 @@ def test_seed_query_finds_a_paper_by_its_abstract(seeded) -> None:  # type: igno
     query = get_embedder(settings).encode_query(paper.abstract.split(". ")[0])
     hits = store.query(query, 5)
     assert hits[0].paper_id == paper.id and 0 <= hits[0].distance < 0.5
-    filtered = store.query(query, 50, where={"year": {"$ne": paper.year}})
+    others = [p.id for p in store.papers().values() if p.id != paper.id]
+    filtered = store.query(query, 50, where={"paper_id": {"$in": others}})  # search's allow-list
     assert filtered and all(h.paper_id != paper.id for h in filtered)
-    assert all(h.metadata.get("year") != paper.year for h in filtered)  # $ne also matches unknown years
-    ranged = store.query(query, 50, where={"year": {"$gte": paper.year}})
-    assert ranged and all(h.metadata["year"] >= paper.year for h in ranged)  # unknown years are left out
-
-
-@pytest.mark.slow
-def test_seed_author_filter_runs_in_the_store(seeded) -> None:  # type: ignore[no-untyped-def]
-    from rag.types import fold
-
-    settings, _ = seeded
-    store = Store.open(settings)
-    with_authors = [p for p in store.papers().values() if p.authors]
-    paper = ([p for p in with_authors if any(not n.isascii() for n in p.authors)] or with_authors)[0]
-    name = next((n for n in paper.authors if not n.isascii()), paper.authors[0])
-    family = fold(name).split()[-1]
-    hits = store.query(np.ones(384, np.float32) / np.sqrt(384), 200,
-                       where={"author_families": {"$contains": family}})
-    assert paper.id in {h.paper_id for h in hits}
-    assert all(family in h.metadata["authors_folded"] for h in hits)
-    full = store.query(np.ones(384, np.float32) / np.sqrt(384), 200,
-                       where={"author_names": {"$contains": fold(name)}})
-    assert paper.id in {h.paper_id for h in full}
 
 
 @pytest.mark.slow
@@ -486,9 +465,14 @@ def write_corpus(folder: Path, n: int = 4) -> list[Path]:
     return [folder, folder.parent / "extra.jsonl"]
 
 
-def sources_in_chroma(settings: Settings) -> set[str]:
+def sources_in_records(settings: Settings) -> set[str]:
+    return {p.source for p in Store.open(settings).papers().values()}
+
+
+def chroma_keys(settings: Settings) -> set[str]:
+    """Every metadata key the collection's chunks carry."""
     got = Store.open(settings).collection.get(include=["metadatas"])
-    return {str(m["source"]) for m in got["metadatas"]}
+    return {k for m in got["metadatas"] for k in m}
 
 
 def no_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -503,42 +487,42 @@ def test_moving_the_corpus_folder_re_embeds_nothing(
     settings = Settings()
     first = build_index(write_corpus(tmp_path / "sf300"), settings)
     assert first.embedded == first.chunks
-    assert sources_in_chroma(settings) == {"sf300/corpus.jsonl", "extra.jsonl"}
+    assert sources_in_records(settings) == {"sf300/corpus.jsonl", "extra.jsonl"}
     shutil.move(tmp_path / "sf300", tmp_path / "sf400")
     (tmp_path / "extra.jsonl").rename(tmp_path / "renamed.jsonl")
     no_embedder(monkeypatch)
     moved = build_index([tmp_path / "sf400", tmp_path / "renamed.jsonl"], settings)
     assert (moved.embedded, moved.unchanged, moved.removed, moved.chunks) == (0, 6, 0, first.chunks)
-    # The chunks' metadata follows the move (source filters run in Chroma), and so do the paper records.
-    assert sources_in_chroma(settings) == {"sf400/corpus.jsonl", "renamed.jsonl"}
-    store = Store.open(settings)
-    assert {p.source for p in store.papers().values()} == {"sf400/corpus.jsonl", "renamed.jsonl"}
-    hits = store.query(np.ones(16, np.float32) / 4, 20, where={"source": {"$in": ["sf400/corpus.jsonl"]}})
-    assert {h.paper_id for h in hits} == {"d0", "d1", "d2", "d3"}
+    # The paper records follow the move (source filters run over them); Chroma holds no source to update.
+    assert sources_in_records(settings) == {"sf400/corpus.jsonl", "renamed.jsonl"}
+    assert chroma_keys(settings) == set(STORED_KEYS)
     assert_late_matches(settings, FakeEmbedder())
     monkeypatch.setattr(Store, "chunk_states", lambda self: pytest.fail("reconciled again"))
     again = build_index([tmp_path / "sf400", tmp_path / "renamed.jsonl"], settings)  # the no-op fast path
     assert again.embedded == 0
 
 
-def test_metadata_only_changes_update_chroma_in_place(
+def test_metadata_only_changes_update_the_records_and_leave_chroma_alone(
     fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings()
     corpus = papers(3)
     build_index(corpus, settings)
     fake.calls = 0
+    before = Store.open(settings).collection.get(include=["metadatas"])
     changed = [
         corpus[0].model_copy(update={"year": 1999, "kind": "poster"}),
         corpus[1].model_copy(update={"year": None}),
         corpus[2],
     ]
+    updates: list[dict[str, Any]] = []
+    monkeypatch.setattr(rag.index, "update_metadata", lambda store, u: updates.append(u))
     stats = build_index(changed, settings)
     assert (stats.embedded, stats.unchanged) == (0, 3) and fake.calls == 0
-    got = Store.open(settings).collection.get(ids=["p0#0", "p1#0"], include=["metadatas"])
-    meta = dict(zip(got["ids"], got["metadatas"], strict=True))
-    assert meta["p0#0"]["year"] == 1999 and meta["p0#0"]["kind"] == "poster"
-    assert "year" not in meta["p1#0"]  # an unknown year is an absent key, as for a fresh chunk
+    assert all(not u for u in updates)  # Chroma holds no year or kind: nothing to rewrite there
+    records = Store.open(settings).papers()
+    assert (records["p0"].year, records["p0"].kind, records["p1"].year) == (1999, "poster", None)
+    assert Store.open(settings).collection.get(include=["metadatas"]) == before
     assert build_index(changed, settings).embedded == 0
 
 
@@ -550,7 +534,32 @@ def test_a_re_embedded_chunk_loses_metadata_its_paper_no_longer_has(fake: FakeEm
     stats = build_index([corpus[0], changed], settings)
     assert stats.embedded == 1
     meta = Store.open(settings).collection.get(ids=["p1#0"], include=["metadatas"])["metadatas"][0]
-    assert "year" not in meta and "author_names" not in meta and meta["authors"] == ""
+    assert set(meta) == set(STORED_KEYS)
+
+
+def test_chunks_written_with_every_paper_field_are_stripped_in_place(
+    fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Collections from before 2026-12-01 held title, authors, year, … per chunk; the next run removes them
+    without re-embedding, and then takes the fast path."""
+    import rag.index_incremental
+    import rag.store
+
+    settings = Settings()
+    corpus = papers(4, long={1})
+    with monkeypatch.context() as m:
+        m.setattr(rag.index_incremental, "METADATA_VERSION", 1)
+        m.setattr(rag.index_incremental, "chroma_metadata", dict)
+        m.setattr(rag.index_reconcile, "chroma_metadata", dict)
+        m.setattr(rag.store, "chroma_metadata", dict)
+        build_index(corpus, settings)
+    assert {"title", "authors", "year"} <= chroma_keys(settings)
+    fake.calls = 0
+    stats = build_index(corpus, settings)
+    assert (stats.embedded, fake.calls) == (0, 0)
+    assert chroma_keys(settings) == set(STORED_KEYS)
+    monkeypatch.setattr(Store, "chunk_states", lambda self, ids=None: pytest.fail("reconciled again"))
+    assert build_index(corpus, settings).embedded == 0
 
 
 def legacy_formula(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -610,7 +619,7 @@ def test_an_old_formula_index_whose_folder_moved_re_embeds_nothing(
     no_embedder(monkeypatch)
     stats = build_index([tmp_path / "sf400", sources[1]], settings)
     assert (stats.embedded, stats.unchanged, stats.chunks) == (0, 6, first.chunks)
-    assert sources_in_chroma(settings) == {"sf400/corpus.jsonl", "extra.jsonl"}
+    assert sources_in_records(settings) == {"sf400/corpus.jsonl", "extra.jsonl"}
     assert_late_matches(settings, FakeEmbedder())
 
 
