@@ -15,8 +15,9 @@ reading them.
 
 A paper's content hash (:func:`content_hash`) covers only what shapes its chunk texts, hence its vectors:
 title, abstract and authors — not where the paper was read from. Moving or renaming a corpus folder, or
-changing a paper's other metadata (year, kind, source file, …), re-embeds nothing: the chunks' metadata is
-updated in place. Chunks stored under another hash (an older formula, or a paper whose folder moved when
+changing a paper's other metadata (year, kind, source file, …), re-embeds nothing: that metadata lives in the
+paper records, and Chroma holds per chunk only what search and reconciling read (rag.store.STORED_KEYS).
+Chunks stored under another hash (an older formula, or a paper whose folder moved when
 that formula still covered it) keep their vectors when their stored texts equal the new chunk texts (only
 collections written before chunk texts left Chroma hold any; chunk texts are re-made from the papers,
 :func:`rag.chunk.chunk_with_settings`).

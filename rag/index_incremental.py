@@ -31,7 +31,7 @@ from rag.chunk import chunk_metadata, chunk_with_settings
 from rag.index_reconcile import group_by_paper, is_complete
 from rag.late import LATE_DIR, read_meta
 from rag.settings import Settings
-from rag.store import Store, chroma_metadata
+from rag.store import Store
 from rag.types import Chunk, Paper
 
 log = logging.getLogger(__name__)
@@ -59,19 +59,15 @@ def content_hash(paper: Paper) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
-METADATA_VERSION = 2
-"""1: every paper field the chunks carried in Chroma; 2: only :data:`rag.store.STORED_KEYS` (a home of the
-first kind sees every digest change once, and its next run strips the other keys in place)."""
-
-
 def metadata_digests(papers: Sequence[Paper]) -> dict[str, str]:
-    """Per paper, a short hash of the metadata its chunks carry in Chroma besides their number and content
-    hash (rag.store.chroma_metadata; not their texts)."""
-    def digest(paper: Paper) -> str:
-        stored = json.dumps([METADATA_VERSION, chroma_metadata(chunk_metadata(paper))], sort_keys=True)
-        return hashlib.sha256(stored.encode("utf-8")).hexdigest()[:16]
-
-    return {p.id: digest(p) for p in papers}
+    """Per paper, a short hash of its chunks' metadata (rag.chunk.chunk_metadata; not their texts): a paper
+    whose digest changed has Chroma asked about its chunks, which are brought to what they should hold."""
+    return {
+        p.id: hashlib.sha256(
+            json.dumps(chunk_metadata(p), ensure_ascii=False, sort_keys=True).encode("utf-8")
+        ).hexdigest()[:16]
+        for p in papers
+    }
 
 
 @dataclass

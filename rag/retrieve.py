@@ -9,8 +9,8 @@ Steps (the recipe and its knobs were tuned on the SciFact train split; see docs/
 1. Check and clean the query; read author/year/kind/category filters written in it (:mod:`rag.filters`)
    and merge them with the explicit ones. A filter that allows no paper returns no hits, with a note
    saying which part matched nothing.
-2. Dense: the query vector against the chunk vectors in Chroma (``where`` for year/kind/category/source,
-   a paper-id allow-list for everything else); chunk hits become paper scores (best chunk).
+2. Dense: the query vector against the chunk vectors in Chroma (a filter becomes a paper-id allow-list,
+   computed over the records' columns); chunk hits become paper scores (best chunk).
 3. BM25 over whole papers (:mod:`rag.lexical`), scored for every paper and masked by the same allow-list.
 4. Late interaction (:mod:`rag.late`): the ``late_depth`` best papers of the dense + BM25 fusion are
    scored by IDF-weighted MaxSim of the question's word-piece vectors (same forward pass as the query

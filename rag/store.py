@@ -22,7 +22,8 @@ what search's ``where`` (a ``paper_id`` allow-list) and ``rag index``'s reconcil
 about a paper (title, authors, year, kind, source, …) is in the records beside the collection
 (:mod:`rag.records`), where search filters it as numpy columns. Collections written before 2026-12-01 also
 held title, authors, year, source and more per chunk: that was half of Chroma's upsert time and half of its
-disk (docs/scale.md, "Chroma metadata"), and the next ``rag index`` removes those keys in place.
+disk (docs/scale.md, "Chroma metadata"). Such a collection keeps them (nothing reads them) until a paper's
+metadata changes, when its chunks are brought to these four keys.
 """
 
 from __future__ import annotations

@@ -101,7 +101,9 @@ def test_an_add_touches_only_what_changed_and_equals_a_fresh_build(
     assert "p11" not in load_lexical_index(Store.open(settings).folder / "bm25").ids
 
 
-def test_a_metadata_change_asks_chroma_nothing(fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_metadata_change_asks_chroma_about_that_paper_only(
+    fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = papers(6)
     settings = Settings()
     build_index(corpus, settings)
@@ -110,8 +112,8 @@ def test_a_metadata_change_asks_chroma_nothing(fake: FakeEmbedder, monkeypatch: 
     fake.calls = 0
     stats = build_index(moved, settings)
     assert stats.embedded == 0 and fake.calls == 0 and spy.chunked == []
-    assert spy.asked == []  # the year lives in the records, not in Chroma
-    assert Store.open(settings).papers()["p2"].year == 1999
+    assert spy.asked == [["p2"]]
+    assert Store.open(settings).papers()["p2"].year == 1999  # the year lives in the records, not in Chroma
 
 
 def test_a_collection_changed_behind_the_manifest_is_reconciled_chunk_by_chunk(
