@@ -189,6 +189,29 @@ def _old_chunks(
     return chunks_for
 
 
+def _append_files(
+    folder: Path,
+    chunks: list[Chunk],
+    papers: list[Paper],
+    known: dict[str, Any],
+    embedder: Any,
+    settings: Settings,
+) -> bool:
+    """Append the new papers to the files beside the collection: BM25 (a segment), ``late/``, the records;
+    False when BM25 or ``late/`` cannot be appended to (the caller then takes the full path)."""
+    tmp = folder / (BM25_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not extend_bm25(folder / BM25_DIR, tmp, chunks, [], _old_chunks(folder, known, settings)):
+        return False
+    swap_dir(tmp, folder / BM25_DIR)
+    if settings.index.late_interaction:
+        model, codec = settings.index.embed_model, settings.index.late_codec
+        if append_late(folder, chunks, embedder, model, codec) is None:
+            return False
+    append_records(folder, papers)
+    return True
+
+
 def _add(
     plan: _Plan,
     report: CorpusReport,
@@ -218,16 +241,8 @@ def _add(
     embedder = encoder(settings)
     embed_chunks(store, folder, chunks, {}, embedder, late=late, progress=progress)
     total = store.count()
-    tmp = folder / (BM25_DIR + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if not extend_bm25(folder / BM25_DIR, tmp, chunks, [], _old_chunks(folder, known, settings)):
+    if not _append_files(folder, chunks, papers, known, embedder, settings):
         return None
-    swap_dir(tmp, folder / BM25_DIR)
-    if late:
-        model, codec = settings.index.embed_model, settings.index.late_codec
-        if append_late(folder, chunks, embedder, model, codec) is None:
-            return None
-    append_records(folder, papers)
     n_chunks = {p.id: len(g) for p, g in zip(papers, groups, strict=True)}
     paper_hashes = dict(known)
     paper_hashes.update(
