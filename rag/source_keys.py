@@ -61,7 +61,7 @@ def load(folder: Path, recorded: object) -> np.ndarray | None:
     """The saved keys when they are what the manifest recorded (``recorded``: their digest), else None."""
     try:
         keys = np.load(folder / KEYS_FILE, allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # missing, not an array, empty
         return None
     if keys.dtype != np.uint64 or keys.ndim != 1 or digest(keys) != recorded:
         return None
