@@ -183,6 +183,7 @@ def _install_embedder(kind: str, clock: Clock) -> None:
 def work_index(spec: dict[str, Any]) -> dict[str, Any]:
     import rag.chunk
     import rag.index
+    import rag.index_add
     import rag.index_incremental
     import rag.lexical
     import rag.store
@@ -195,6 +196,8 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
         (rag.index, "chunk_with_settings", "chunk"),
         (rag.chunk, "chunk_with_settings", "chunk"),  # through rag.chunk.chunks_in_order
         (rag.index_incremental, "chunk_with_settings", "chunk"),
+        (rag.index_add, "_read_new", "parse"),  # an add reads only the new files (rag.index_add)
+        (rag.index_add, "chunk_with_settings", "chunk"),
         (rag.index, "consolidate", "late store"),
         (rag.lexical, "build_lexical_index", "bm25"),
         (rag.lexical, "extend_lexical_index", "bm25"),
