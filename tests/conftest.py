@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +34,35 @@ def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RAG_MODELS_DIR", str(real_models))
     monkeypatch.delenv("RAG_CHROMA_URL", raising=False)
     return home
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A test_index.FakeEmbedder behind every ``get_embedder`` the index reaches (rag.index's and
+    rag.embed's). Modules with an embedder fixture of their own keep theirs."""
+    from test_index import FakeEmbedder
+
+    import rag.embed
+    import rag.index
+
+    embedder = FakeEmbedder()
+    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: embedder)
+    monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: embedder)
+    return embedder
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The sources each build_index read (rag.corpus.load_corpus_report's calls: the full path reads
+    every source, an add only the new files, rag.index_add)."""
+    import rag.corpus
+
+    calls: list[Any] = []
+    load = rag.corpus.load_corpus_report
+
+    def counted(paths: Any = None, **kwargs: Any) -> Any:
+        calls.append(paths)
+        return load(paths, **kwargs)
+
+    monkeypatch.setattr(rag.corpus, "load_corpus_report", counted)
+    return calls

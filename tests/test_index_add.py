@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from test_index import FakeEmbedder, assert_late_matches
 
-import rag.corpus
-import rag.embed
 import rag.index
 import rag.index_embed
 from rag.index import build_index, indexed_chunks
@@ -24,26 +22,9 @@ from rag.store import Store
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
-    embedder = FakeEmbedder()
-    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: embedder)
-    monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: embedder)
-    return embedder
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The file lists each run read (rag.corpus.load_corpus_report's calls)."""
-    calls: list[Any] = []
-    load = rag.corpus.load_corpus_report
-
-    def counted(paths: Any = None, **kwargs: Any) -> Any:
-        calls.append([Path(p).name for p in paths] if paths is not None else None)
-        return load(paths, **kwargs)
-
-    monkeypatch.setattr(rag.corpus, "load_corpus_report", counted)
-    return calls
+def names(reads: list[Any]) -> list[Any]:
+    """The file names each run read (the ``reads`` fixture records the paths given)."""
+    return [[Path(p).name for p in paths] if paths is not None else None for paths in reads]
 
 
 def write(path: Path, ids: range, **fields: Any) -> Path:
@@ -104,7 +85,7 @@ def test_a_new_file_is_read_alone_and_gives_the_index_of_a_full_run(
     added, scratch = home(tmp_path, "added"), home(tmp_path, "scratch")
     build_index([a], added)
     stats = build_index([a, b], added)
-    assert reads == [["a.jsonl"], ["b.jsonl"]]  # the old file was not read again
+    assert names(reads) == [["a.jsonl"], ["b.jsonl"]]  # the old file was not read again
     assert (stats.papers, stats.unchanged, stats.removed) == (20, 12, 0) and stats.embedded > 0
     assert build_index([a, b], added).embedded == 0 and len(reads) == 2  # then a no-op, reading nothing
     full_runs(monkeypatch, scratch, [[a], [a, b]])
@@ -121,7 +102,7 @@ def test_adds_in_a_row_fold_bm25_segments_from_the_records(
     added, scratch = home(tmp_path, "added"), home(tmp_path, "scratch")
     for k in range(1, 7):
         build_index(files[:k], added)
-    assert [r for r in reads if r is not None] == [[f.name] for f in files]
+    assert [r for r in names(reads) if r is not None] == [[f.name] for f in files]
     full_runs(monkeypatch, scratch, [files[:k] for k in range(1, 7)])
     assert_same_index(added, scratch)
 
@@ -149,7 +130,7 @@ def test_a_new_entry_that_may_be_an_old_paper_takes_the_full_path(
     added, scratch = home(tmp_path, "added"), home(tmp_path, "scratch")
     build_index([a], added)
     build_index([a, b], added)
-    assert reads[-1] == ["a.jsonl", "b.jsonl"]  # both files read: the full loader decides
+    assert names(reads)[-1] == ["a.jsonl", "b.jsonl"]  # both files read: the full loader decides
     full_runs(monkeypatch, scratch, [[a], [a, b]])
     assert_same_index(added, scratch)
 
@@ -162,10 +143,10 @@ def test_changed_reordered_or_listing_sources_take_the_full_path(
     settings = home(tmp_path, "h")
     build_index([a], settings)
     build_index([new, a], settings)  # the new file comes first: the papers' order changes
-    assert reads[-1] == ["a.jsonl", "b.jsonl"]
+    assert names(reads)[-1] == ["a.jsonl", "b.jsonl"]
     write(a, range(4), abstract="Changed.")
     build_index([new, a, write(tmp_path / "c.jsonl", range(6, 8))], settings)  # an old file changed too
-    assert reads[-1] == ["a.jsonl", "b.jsonl", "c.jsonl"]
+    assert names(reads)[-1] == ["a.jsonl", "b.jsonl", "c.jsonl"]
     seeds = sorted(SEEDS.glob("001_*.txt"))  # a seed listing: new author names can change how it reads
     build_index(seeds, settings)
     build_index([*seeds, write(tmp_path / "d.jsonl", range(9, 10))], settings)
@@ -181,11 +162,11 @@ def test_a_damaged_keys_file_or_index_takes_the_full_path(
     folder = Store.open(settings).folder
     (folder / KEYS_FILE).write_bytes(b"not keys")
     build_index([a, b], settings)
-    assert reads[-1] == ["a.jsonl", "b.jsonl"]
+    assert names(reads)[-1] == ["a.jsonl", "b.jsonl"]
     with (folder / "papers.jsonl").open("ab") as fh:
         fh.write(b"{}\n")  # the records beside the collection no longer match their fingerprint
     build_index([a, b, c], settings)
-    assert reads[-1] == ["a.jsonl", "b.jsonl", "c.jsonl"]
+    assert names(reads)[-1] == ["a.jsonl", "b.jsonl", "c.jsonl"]
     scratch = full_runs(monkeypatch, home(tmp_path, "scratch"), [[a], [a, b], [a, b, c]])
     assert_same_index(settings, scratch)
 
@@ -204,10 +185,10 @@ def test_an_add_killed_half_way_is_completed_by_the_next_run(
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: dying)
     with pytest.raises(KeyboardInterrupt):
         build_index([a, b], settings)
-    assert reads[-1] == ["b.jsonl"]  # it was the add path that died
+    assert names(reads)[-1] == ["b.jsonl"]  # it was the add path that died
     monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: healthy)
     stats = build_index([a, b], settings)
-    assert reads[-1] == ["a.jsonl", "b.jsonl"]  # no complete manifest: the full path reconciles
+    assert names(reads)[-1] == ["a.jsonl", "b.jsonl"]  # no complete manifest: the full path reconciles
     assert 0 < stats.embedded < stats.chunks
     scratch = home(tmp_path, "scratch")
     build_index([a, b], scratch)

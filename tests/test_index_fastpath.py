@@ -11,35 +11,9 @@ from typing import Any
 import pytest
 from test_index import FakeEmbedder
 
-import rag.corpus
-import rag.embed
-import rag.index
 from rag.index import build_index
 from rag.settings import Settings
 from rag.store import Store
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
-    embedder = FakeEmbedder()
-    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: embedder)
-    monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: embedder)
-    return embedder
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The sources each build_index read (rag.corpus.load_corpus_report's calls: the full path reads
-    every source, an add only the new files, rag.index_add)."""
-    calls: list[Any] = []
-    load = rag.corpus.load_corpus_report
-
-    def counted(paths: Any = None, **kwargs: Any) -> Any:
-        calls.append(paths)
-        return load(paths, **kwargs)
-
-    monkeypatch.setattr(rag.corpus, "load_corpus_report", counted)
-    return calls
 
 
 def write_papers(path: Path, ids: range, *, word: str = "studied") -> Path:

@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 from test_index import FakeEmbedder, papers
 
-import rag.embed
-import rag.index
 import rag.index_embed
 from rag.errors import IndexMissingError, StoreUnavailableError
 from rag.index import build_index
@@ -22,14 +20,6 @@ from rag.late import LateIndex
 from rag.lexical import load_lexical_index
 from rag.settings import Settings
 from rag.store import Store
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEmbedder:
-    embedder = FakeEmbedder()
-    monkeypatch.setattr(rag.index, "get_embedder", lambda settings=None: embedder)
-    monkeypatch.setattr(rag.embed, "get_embedder", lambda settings=None: embedder)
-    return embedder
 
 
 def truncate(path: Path, keep: float = 0.5) -> None:
