@@ -2,7 +2,7 @@
 
 **The source stamp.** Reading the sources is most of a no-op re-index and grows with the corpus: every
 paper is parsed, validated, merged, hashed twice and compared with the manifest (docs/scale.md). A run that
-completes records in ``manifest.json`` a stamp of what it read (:func:`source_stamp`): every source file's
+completes records in ``manifest.json`` a stamp of what it read (:func:`source_files`): every source file's
 resolved path, size, modification and status-change times (ns) and inode, the corpus and index settings,
 and the size and modification time of rag's own modules (an upgrade that parses or chunks differently
 reads everything again). When the next run's stamp is the same, the sources are the same bytes parsed by
@@ -111,12 +111,6 @@ def source_files(sources: Any, settings: Settings) -> SourceFiles | None:
     }
     config = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
     return SourceFiles(rows, config, files)
-
-
-def source_stamp(sources: Any, settings: Settings) -> str | None:
-    """The digest of :func:`source_files` (None when it has none)."""
-    files = source_files(sources, settings)
-    return files.stamp if files is not None else None
 
 
 def quick_noop(stamp: str | None, settings: Settings, started: float) -> IndexStats | None:
