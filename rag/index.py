@@ -63,7 +63,7 @@ from rag.index_reconcile import (
 from rag.integrity import read_json_object
 from rag.late import LATE_DIR, PARTS_DIR, consolidate, is_current
 from rag.late_append import append as append_late
-from rag.records import write_records
+from rag.records import record_lines, write_records
 from rag.settings import Settings
 from rag.shared_index import fetch, publish
 from rag.store import Store, chroma_metadata
@@ -318,7 +318,7 @@ def _build(
 
     # The records beside the collection (with what search derives from them: rag.records), written after the
     # vectors; the manifest last.
-    write_records(folder, papers, "".join(p.model_dump_json() + "\n" for p in papers))
+    write_records(folder, papers, record_lines(papers))
     old_counts = {k: v.get("chunks", 0) for k, v in indexed_before.items()}
     n_chunks: dict[str, int] = {}
     for c in new_chunks:

@@ -219,6 +219,11 @@ def _lexicon_of(data: dict[str, Any]) -> AuthorLexicon:
     return AuthorLexicon(**data)
 
 
+def record_lines(papers: Iterable[Paper]) -> str:
+    """``papers`` as ``papers.jsonl`` holds them: one JSON object per line."""
+    return "".join(p.model_dump_json() + "\n" for p in papers)
+
+
 def write_records(folder: Path, papers: list[Paper], text: str) -> None:
     """Write ``papers.jsonl`` (``text``: ``papers`` as JSON lines) when it changed, and ``records.npz`` for it
     unless the saved one already describes it. The word counts are carried over from the previous records
@@ -250,7 +255,7 @@ def append_records(folder: Path, added: list[Paper]) -> None:
     and extend ``records.npz`` to them — what :func:`write_records` does for the old papers followed by
     ``added``, without the old papers in memory."""
     path, saved = folder / PAPERS_FILE, folder / RECORDS_FILE
-    tail = "".join(p.model_dump_json() + "\n" for p in added).encode("utf-8")
+    tail = record_lines(added).encode("utf-8")
     before = _Derived.load(saved, _stamp(path))
     old_size = path.stat().st_size
     with path.open("rb") as fh:
