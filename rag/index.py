@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection for the block. Loading a corpus allocates objects that all survive
