@@ -187,7 +187,6 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
     import rag.index_incremental
     import rag.lexical
     import rag.store
-    from rag.settings import Settings
 
     clock = Clock()
     _install_embedder(spec["embedder"], clock)
@@ -206,7 +205,7 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
         (rag.store.Store, "delete", "chroma delete"),
     ]:
         clock.wrap(owner, name, label)
-    settings = Settings(home=Path(spec["home"]))
+    settings = settings_for(spec)
     sampling = clock.sample_rss()
     t, c = time.perf_counter(), time.process_time()
     stats = rag.index.build_index([Path(p) for p in spec["sources"]], settings)
@@ -233,6 +232,14 @@ def work_index(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def settings_for(spec: dict[str, Any]) -> Any:
+    """The home's settings, with ``index.dense_dims`` when the run asks for it (--dense-dims)."""
+    from rag.settings import Settings
+
+    dims = spec.get("dense_dims")
+    return Settings(home=Path(spec["home"]), **({"index": {"dense_dims": dims}} if dims else {}))
+
+
 def anon_mb() -> float:
     """This process's anonymous resident memory (its own heap, not file pages mapped from the index)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -249,10 +256,9 @@ def work_serve(spec: dict[str, Any]) -> dict[str, Any]:
     from rag.lexical import get_lexical_index
     from rag.query_encoder import get_query_encoder
     from rag.retrieve import search
-    from rag.settings import Settings
     from rag.store import Store
 
-    settings = Settings(home=Path(spec["home"]))
+    settings = settings_for(spec)
     queries = spec["queries"]
     steps: dict[str, float] = {"imports": anon_mb()}  # anonymous MB after each step of opening the index
     t = time.perf_counter()
@@ -347,28 +353,28 @@ def measure_size(n: int, args: argparse.Namespace, corpora: Path, pools: Any) ->
     scratch = Path(tempfile.mkdtemp(prefix=f"rag-scale-{n}-", dir=args.work))
     home, alone = scratch / "home", scratch / "alone"
     kind = args.embedder
-    row: dict[str, Any] = {"papers": n, "embedder": kind}
+    row: dict[str, Any] = {"papers": n, "embedder": kind, "dense_dims": args.dense_dims}
+    dims = {"dense_dims": args.dense_dims}
     print(f"== {n:,} papers ({kind} embedder), home {home}", flush=True)
-    row["index"] = run_worker("index", {"home": str(home), "sources": [str(base)], "embedder": kind}, scratch)
+    same = {"home": str(home), "sources": [str(base)], "embedder": kind, **dims}
+    row["index"] = run_worker("index", same, scratch)
     print(f"   index: {row['index']}", flush=True)
     row["disk"] = disk_bytes(home)
     row["disk_per_paper"] = {k: round(v / n) for k, v in row["disk"].items()}
     print(f"   disk per paper: {row['disk_per_paper']}", flush=True)
-    row["noop"] = run_worker("index", {"home": str(home), "sources": [str(base)], "embedder": kind}, scratch)
+    row["noop"] = run_worker("index", same, scratch)
     # the first no-op after a build may count the collection (Chroma can rewrite its files when it next
     # opens, rag.index_fastpath); the second shows the steady state
-    same = {"home": str(home), "sources": [str(base)], "embedder": kind}
     row["noop_again"] = run_worker("index", same, scratch)
     print(f"   no-op: {row['noop']['wall_s']} s, again {row['noop_again']['wall_s']} s", flush=True)
     if not args.no_serve:
         queries = load_queries(args.queries)
-        row["serve"] = run_worker("serve", {"home": str(home), "queries": queries}, scratch)
+        row["serve"] = run_worker("serve", {"home": str(home), "queries": queries, **dims}, scratch)
         print(f"   serve: {row['serve']}", flush=True)
     if args.extra and not args.no_add:
         both = [str(base), str(extra)]
-        row["add"] = run_worker("index", {"home": str(home), "sources": both, "embedder": kind}, scratch)
-        row["alone"] = run_worker("index", {"home": str(alone), "sources": [str(extra)], "embedder": kind},
-                                  scratch)
+        row["add"] = run_worker("index", {**same, "sources": both}, scratch)
+        row["alone"] = run_worker("index", {**same, "home": str(alone), "sources": [str(extra)]}, scratch)
         print(f"   add {args.extra}: {row['add']['wall_s']} s; alone: {row['alone']['wall_s']} s", flush=True)
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -391,6 +397,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--work", type=Path, default=None, help="Corpora and homes (default: tmp).")
     parser.add_argument("--keep", action="store_true", help="Keep the homes.")
+    parser.add_argument("--dense-dims", type=int, default=None,
+                        help="Index with index.dense_dims (vectors reduced in Chroma; rag.dense_projection).")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.worker:

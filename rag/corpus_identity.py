@@ -49,7 +49,8 @@ _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 def shape_digest(settings: Settings) -> str:
-    """12 hex of a hash of the embedding model, the chunking parameters and the schema."""
+    """12 hex of a hash of the embedding model, the chunking parameters, the vectors' length (when reduced,
+    rag.dense_projection) and the schema."""
     shape = {
         "model": settings.index.embed_model,
         "chunk_max_tokens": settings.index.chunk_max_tokens,
@@ -58,6 +59,8 @@ def shape_digest(settings: Settings) -> str:
     }
     if settings.index.chunk_max_sentences is not None:  # only when set: existing indexes keep their names
         shape["chunk_max_sentences"] = settings.index.chunk_max_sentences
+    if settings.index.dense_dims is not None:  # vectors of another length: another collection
+        shape["dense_dims"] = settings.index.dense_dims
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode("utf-8")).hexdigest()[:12]
 
 

@@ -36,6 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 from rag.chunk import chunk_with_settings, chunks_in_order
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE
+from rag.dense_projection import FILE as DENSE_FILE
+from rag.dense_projection import clear as clear_vectors
+from rag.dense_projection import lost as projection_lost
 from rag.embed import get_embedder
 from rag.errors import IndexError_
 from rag.index_add import SourcesRead, add_sources
@@ -176,6 +179,11 @@ def _build(
     late = settings.index.late_interaction
     trusted: Reconciled | None = None
     damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
+    lost = projection_lost(store, DENSE_FILE in damage)  # index.dense_dims: vectors unreadable without it
+    if lost:
+        log.warning("%s: every chunk of %s is embedded again", lost, store.collection_name)
+        clear_vectors(store)
+        count_before = 0
     late_current = late and is_current(
         folder, count_before, settings.index.embed_model, settings.index.late_codec, settings.index.late_merge
     )  # read once

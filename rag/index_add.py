@@ -35,6 +35,7 @@ import numpy as np
 from rag import source_keys
 from rag.chunk import chunk_with_settings, chunks_in_order
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, collection_name
+from rag.dense_projection import lost as projection_lost
 from rag.errors import CorpusError
 from rag.index_embed import embed_chunks
 from rag.index_fastpath import SourceFiles, files_intact, record_chroma
@@ -169,6 +170,7 @@ def _trusted(store: Store, manifest: dict[str, Any], plan: _Plan, settings: Sett
         or not isinstance(manifest.get("paper_hashes"), dict)
         or not (store.folder / BM25_DIR).is_dir()
         or not files_intact(store.folder, manifest, late)
+        or projection_lost(store) is not None
         or (late and not (settings.index.late_merge and is_current(store.folder, count, *layout)))
     ):
         return None

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.dense_projection import fit_for
 from rag.late_parts import PartWriter
 from rag.store import Store
 from rag.types import Chunk
@@ -39,6 +40,7 @@ def embed_chunks(
     """Embed ``chunks`` with ``embedder`` (rag.embed) and upsert them; returns them in the order written
     (shortest first). ``stored``: the chunks the collection holds of these papers (paper id → chunk id →
     metadata); ``late``: keep the word-piece vectors too."""
+    fit_for(store, chunks, embedder)  # the first run with index.dense_dims, before any vector
     order = np.argsort([len(c.text) for c in chunks], kind="stable")
     chunks = [chunks[i] for i in order]
     parts = PartWriter(folder, embedder) if late else None

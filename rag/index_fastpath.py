@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE, PAPERS_FILE, collection_name, read_current
+from rag.dense_projection import FILE as DENSE_FILE
 from rag.integrity import damaged, read_json_object
 from rag.late import LATE_DIR, is_current
 from rag.late_segments import is_segment
@@ -208,7 +209,9 @@ def _recorded(manifest: dict[str, Any], late: bool) -> list[tuple[str, Any]]:
     """The fingerprints the manifest recorded for the files beside the collection, by part."""
     files = manifest.get("files")
     recorded: dict[str, Any] = files if isinstance(files, dict) else {}
-    parts = (BM25_DIR, LATE_DIR, PAPERS_FILE) if late else (BM25_DIR, PAPERS_FILE)
+    parts: tuple[str, ...] = (BM25_DIR, LATE_DIR, PAPERS_FILE) if late else (BM25_DIR, PAPERS_FILE)
+    if DENSE_FILE in recorded:  # index.dense_dims: the projection every vector went through
+        parts += (DENSE_FILE,)
     return [(part, recorded.get(part)) for part in parts]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from rag.corpus_identity import BM25_DIR, PAPERS_FILE, SCHEMA_VERSION, write_atomic
+from rag.dense_projection import FILE as DENSE_FILE
 from rag.index_fastpath import STAMP_KEY
 from rag.integrity import fingerprint
 from rag.late import LATE_DIR
@@ -67,6 +68,7 @@ def manifest_for(
             BM25_DIR: fingerprint(folder / BM25_DIR),
             LATE_DIR: fingerprint(folder / LATE_DIR) if late else {},
             PAPERS_FILE: fingerprint(folder / PAPERS_FILE),
+            **({DENSE_FILE: fingerprint(folder / DENSE_FILE)} if settings.index.dense_dims else {}),
         },
         "paper_hashes": paper_hashes,
     }

@@ -87,7 +87,8 @@ def _dense(
                 n = math.ceil(len(allowed) * index.chunks_per_paper * 3) + 10
         else:  # as many chunks as hold ``n`` allowed ones on average, filtered below
             n = max(n, min(math.ceil(n * total / len(allowed)), OVERFETCH_MAX))
-    hits = index.store.query(vector, n, where=where, contents=False)
+    rescore = 2 * (math.ceil(depth * index.chunks_per_paper) + 5)  # index.dense_dims: full cosines of these
+    hits = index.store.query(vector, n, where=where, contents=False, allowed=allowed, rescore=rescore)
     if allowed is not None:
         hits = [h for h in hits if h.paper_id in allowed]
     best = aggregate_chunks(hits)

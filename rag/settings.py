@@ -90,6 +90,15 @@ class IndexSettings(_Section):
         "recorded at its first `rag index` (index/corpus.json: its folder name and a hash of host and "
         "path). Letters, digits, '.', '_', '-'; at most 40 characters.",
     )
+    dense_dims: int | None = Field(
+        None,
+        ge=8,
+        description="Reduce the vectors stored in Chroma to this many dimensions (rag.dense_projection; "
+        "None: the model's own, 384 for MiniLM). Chroma keeps every vector as float32 in memory, so at 1M "
+        "papers 128 brings serving memory under 4 GB; hybrid quality is unchanged on SciFact, dense-only "
+        "search loses some (docs/scale.md, docs/retrieval.md). Fitted on the first run's chunks; another "
+        "value is another collection (everything is embedded again).",
+    )
     late_interaction: bool = Field(
         True,
         description="Keep each chunk's word-piece vectors (from the same forward pass, int8, beside the "

@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 LATE_DIR = "late"  # rag.late.LATE_DIR (not imported: numpy-free module)
-PARTS = (PAPERS_FILE, BM25_DIR, LATE_DIR, MANIFEST_FILE)
+DENSE_FILE = "dense.npz"  # rag.dense_projection.FILE, present when index.dense_dims is set
+PARTS = (PAPERS_FILE, BM25_DIR, LATE_DIR, DENSE_FILE, MANIFEST_FILE)
 """What is shared, in the order it is put in place (the manifest last, as ``rag index`` writes it)."""
 PIECE_BYTES = 4 << 20
 """Bytes of a file per piece (a record of the companion collection; about 5.6 MB of base64)."""

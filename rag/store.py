@@ -23,7 +23,8 @@ about a paper (title, authors, year, kind, source, …) is in the records beside
 (:mod:`rag.records`), where search filters it as numpy columns. Collections written before 2026-12-01 also
 held title, authors, year, source and more per chunk: that was half of Chroma's upsert time and half of its
 disk (docs/scale.md, "Chroma metadata"). Such a collection keeps them (nothing reads them) until a paper's
-metadata changes, when its chunks are brought to these four keys.
+metadata changes, when its chunks are brought to these four keys. With ``index.dense_dims`` the vectors are
+reduced and each chunk also keeps its full vector under ``v`` (:mod:`rag.dense_projection`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from rag import migrate
+from rag import dense_projection, migrate
 from rag.corpus_identity import (
     CORPUS_KEY,
     SCHEMA_VERSION,
@@ -49,12 +50,14 @@ from rag.corpus_identity import (
     record_current,
     record_identity,
 )
+from rag.dense_projection import FULL_KEY
 from rag.errors import IndexMissingError, RagError
 from rag.settings import Settings
 from rag.store_faults import check_embedded, parse_url, store_fault, unreachable
 from rag.types import Chunk
 
 if TYPE_CHECKING:
+    from rag.dense_projection import Projection
     from rag.records import PaperRecords
 
 
@@ -129,6 +132,7 @@ class Store:
         self.folder: Path = settings.index_dir / name
         self.url: str | None = settings.chroma_url
         self._papers: PaperRecords | None = None
+        self._projection: Projection | None = None
         self.count_at_open: int | None = None
         """Chunks in the collection when :meth:`open` opened it (one count less for a caller that needs it
         then: a count reads the whole collection's index, ~0.3 s at 100k papers)."""
@@ -223,7 +227,14 @@ class Store:
             return int(self.collection.count())
 
     def query(
-        self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None, *, contents: bool = True
+        self,
+        embedding: np.ndarray,
+        n: int,
+        where: dict[str, Any] | None = None,
+        *,
+        contents: bool = True,
+        allowed: set[str] | None = None,
+        rescore: int | None = None,
     ) -> list[StoreHit]:
         """The ``n`` nearest chunks to ``embedding`` (cosine distance, smallest first), filtered by
         ``where`` (a Chroma metadata filter).
@@ -231,13 +242,19 @@ class Store:
         ``contents=False`` returns ids and distances only (text and metadata empty, the paper id read from the
         chunk id ``<paper id>#<n>``): reading documents and metadata back is most of a query's cost, so search
         asks for the few texts it shows afterwards with :meth:`texts`.
+
+        With ``index.dense_dims`` (rag.dense_projection) Chroma finds the ``n`` nearest by the projected
+        vectors; of those, the chunks of ``allowed`` papers (all when None), at most ``rescore`` of them, are
+        returned with the cosine of their full vectors.
         """
         if n <= 0:  # no count first: Chroma caps n_results at what it holds, and its count is a scan
             return []  # (5.8 ms per search at 33k papers, growing with the collection; docs/scale.md)
         include: list[Any] = ["documents", "metadatas", "distances"] if contents else ["distances"]
+        vector = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+        projection = self.projection()
         with self._guard():
             result = self.collection.query(
-                query_embeddings=[np.asarray(embedding, dtype=np.float32).reshape(-1)],
+                query_embeddings=[projection.vectors(vector)[0] if projection is not None else vector[0]],
                 n_results=n,
                 where=where or None,
                 include=include,
@@ -246,16 +263,20 @@ class Store:
         docs = (result.get("documents") or [[]])[0] or [""] * len(ids)
         metas = (result.get("metadatas") or [[]])[0] or [{}] * len(ids)
         dists = (result.get("distances") or [[]])[0] or [0.0] * len(ids)
-        return [
+        hits = [
             StoreHit(
                 chunk_id=cid,
                 paper_id=str((meta or {}).get("paper_id", cid.rsplit("#", 1)[0])),
                 text=doc or "",
-                metadata=dict(meta or {}),
+                metadata=_without_full(meta),
                 distance=float(dist),
             )
             for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)
         ]
+        if projection is None:
+            return hits
+        with self._guard():
+            return dense_projection.rescored(self.collection, vector[0], hits, allowed, rescore)
 
     def texts(self, chunk_ids: list[str]) -> dict[str, str]:
         """Chunk id → the chunk text Chroma holds, for the ids that exist: only collections written before
@@ -282,8 +303,8 @@ class Store:
             return int(self.client.get_max_batch_size())
 
     def chunk_states(self, paper_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Every chunk id in the collection with its metadata (no documents, no vectors); with ``paper_ids``,
-        only the chunks of those papers."""
+        """Every chunk id in the collection with its metadata (no documents, no vectors, full or reduced);
+        with ``paper_ids``, only the chunks of those papers."""
         out: dict[str, dict[str, Any]] = {}
         if paper_ids is not None:
             with self._guard():
@@ -292,13 +313,13 @@ class Store:
                     got = self.collection.get(where=where, include=["metadatas"])
                     ids = got["ids"]
                     for cid, meta in zip(ids, got.get("metadatas") or [{}] * len(ids), strict=True):
-                        out[cid] = dict(meta or {})
+                        out[cid] = _without_full(meta)
             return out
         with self._guard():
             for got in self._pages(["metadatas"]):
                 ids = got["ids"]
                 for cid, meta in zip(ids, got.get("metadatas") or [{}] * len(ids), strict=True):
-                    out[cid] = dict(meta or {})
+                    out[cid] = _without_full(meta)
         return out
 
     def _pages(self, include: list[Any]) -> Iterator[dict[str, Any]]:
@@ -312,19 +333,34 @@ class Store:
                 return
             offset += page
 
+    # ------------------------------------------------- fewer dimensions (rag.dense_projection)
+    def projection(self) -> Projection | None:
+        """The projection the collection's vectors go through (None when ``index.dense_dims`` is unset)."""
+        if self.settings.index.dense_dims is None:
+            return None
+        if self._projection is None:
+            self._projection = dense_projection.required(self.folder, self.settings.index.dense_dims)
+        return self._projection
+
+
     # ----------------------------------------------------------------- writing
     def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
         """Write chunks with their vectors (by chunk id: re-writing replaces, never duplicates)."""
         if not chunks:
             return
+        metadatas = [chroma_metadata(c.metadata) for c in chunks]
+        projection = self.projection()
+        if projection is not None:  # Chroma indexes the projected vectors; the full ones are kept on disk
+            for meta, packed in zip(metadatas, dense_projection.pack(embeddings), strict=True):
+                meta[FULL_KEY] = packed
+            embeddings = projection.vectors(embeddings)
         step = self.max_batch_size()
         with self._guard():
             for start in range(0, len(chunks), step):
-                part = chunks[start : start + step]
                 self.collection.upsert(
-                    ids=[c.id for c in part],
+                    ids=[c.id for c in chunks[start : start + step]],
                     embeddings=np.asarray(embeddings[start : start + step], dtype=np.float32),
-                    metadatas=[chroma_metadata(c.metadata) for c in part],
+                    metadatas=metadatas[start : start + step],
                 )
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -361,6 +397,11 @@ class Store:
 
 STORED_KEYS = ("paper_id", "n", "n_chunks", "content_hash")
 """The chunk metadata kept in Chroma (see the module doc)."""
+
+
+def _without_full(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """A chunk's metadata as read from Chroma, less the full vector ``index.dense_dims`` keeps there."""
+    return {k: v for k, v in (meta or {}).items() if k != FULL_KEY}
 
 
 def chroma_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -38,14 +38,17 @@ def test_synthetic_corpus_is_deterministic_distinct_and_readable(tmp_path: Path)
 
 
 @needs_scifact
-def test_scale_bench_runs_at_a_tiny_size(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dims", [None, 32])
+def test_scale_bench_runs_at_a_tiny_size(tmp_path: Path, dims: int | None) -> None:
     out = tmp_path / "scale.json"
     cmd = [sys.executable, str(PROJECT_ROOT / "bench" / "scale.py"), "--sizes", "200", "--extra", "50",
            "--queries", "4", "--work", str(tmp_path), "--out", str(out)]
+    cmd += ["--dense-dims", str(dims)] if dims else []
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (run,) = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    assert run["dense_dims"] == dims
     index, noop, add, alone = run["index"], run["noop"], run["add"], run["alone"]
     assert (index["papers"], index["unchanged"]) == (200, 0)
     assert index["embedded"] == index["chunks"] >= 200

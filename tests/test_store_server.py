@@ -260,3 +260,31 @@ def test_a_re_index_reaches_the_other_home(
     assert ours[0].id not in {h.paper.id for h in search(ours[0].title, k=10, settings=b)}
     again = build_index([*ours[1:], theirs[0]], b)  # B's own run: takes A's files, embeds nothing
     assert (again.embedded, again.fetched) == (0, 0)
+
+
+def test_a_reduced_index_is_shared_with_its_projection(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """index.dense_dims on a server: the projection (dense.npz) is published with the other files, so a
+    fresh home searches the reduced vectors with A's hits and relevance, and embeds nothing."""
+    import rag.embed
+    from rag.dense_projection import FILE
+    from rag.retrieve import search
+
+    def top(settings: Settings) -> list[list[tuple[str, float]]]:
+        return [
+            [(h.paper.id, round(h.relevance or 0, 3)) for h in search(p.title, k=3, settings=settings)]
+            for p in ours[:3]
+        ]
+
+    ours, _ = small_corpora()
+    lab = IndexSettings(corpus_name="reduced-lab", dense_dims=32)
+    a = Settings(home=tmp_path / "a", chroma_url=server, index=lab)
+    build_index(ours, a)
+    assert len(Store.open(a).collection.get(limit=1, include=["embeddings"])["embeddings"][0]) == 32
+    want = top(a)
+    monkeypatch.setattr(rag.embed, "get_embedder", lambda *x, **k: pytest.fail("embedder loaded"))
+    b = Settings(home=tmp_path / "b", chroma_url=server, index=lab)
+    assert top(b) == want
+    assert (Store.open(b).folder / FILE).read_bytes() == (Store.open(a).folder / FILE).read_bytes()
+    assert_searches_own_papers(b, ours)
