@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 from rag.chunk import chunk_with_settings, chunks_in_order
 from rag.corpus_identity import BM25_DIR, MANIFEST_FILE
-from rag.dense_projection import FILE as DENSE_FILE
 from rag.dense_projection import clear as clear_vectors
 from rag.dense_projection import lost as projection_lost
 from rag.embed import get_embedder
@@ -166,6 +165,13 @@ def _build(
     # On a server, another home of this corpus may have indexed it since: take its files (records, BM25,
     # word-piece vectors, manifest; rag.shared_index), so nothing it did is redone here.
     fetched = fetch(store) if settings.chroma_url and not adopted else None
+    lost = projection_lost(store)  # index.dense_dims: vectors that cannot be read without their projection
+    if lost and settings.chroma_url and not adopted:  # the server's copy, before anything is re-embedded
+        fetched = fetch(store, force=True) or fetched
+        lost = projection_lost(store)
+    if lost:
+        log.warning("%s: every chunk of %s is embedded again", lost, store.collection_name)
+        clear_vectors(store)
     hashes = {p.id: content_hash(p) for p in papers}
     digests = metadata_digests(papers)
     signature = signature_of((p.id, hashes[p.id], digests[p.id]) for p in papers)
@@ -179,11 +185,6 @@ def _build(
     late = settings.index.late_interaction
     trusted: Reconciled | None = None
     damage = check_files(folder, old_manifest, late)  # the files beside the collection, as last written
-    lost = projection_lost(store, DENSE_FILE in damage)  # index.dense_dims: vectors unreadable without it
-    if lost:
-        log.warning("%s: every chunk of %s is embedded again", lost, store.collection_name)
-        clear_vectors(store)
-        count_before = 0
     late_current = late and is_current(
         folder, count_before, settings.index.embed_model, settings.index.late_codec, settings.index.late_merge
     )  # read once

@@ -277,16 +277,15 @@ class _Changed(Exception):
     """A piece went missing or arrived damaged: the server moved to a newer snapshot mid-fetch."""
 
 
-def fetch(store: Any) -> Transfer | None:
+def fetch(store: Any, *, force: bool = False) -> Transfer | None:
     """Bring the files beside ``store``'s collection up to the server's current snapshot (see the module
-    doc); None when the home already has it or the server has none. The caller holds the home's writer
-    lock (``rag index``, or :func:`sync`). Embeds nothing."""
+    doc); None when the home already has it (unless ``force``: a file of it is damaged) or the server has
+    none. The caller holds the home's writer lock (``rag index``, or :func:`sync`). Embeds nothing."""
     files = _files_collection(store, create=False)
     for _attempt in range(3):
         snapshot = server_snapshot(store, files)
-        if snapshot is None or (
-            snapshot == local_snapshot(store.folder) and (store.folder / MANIFEST_FILE).is_file()
-        ):
+        have = snapshot == local_snapshot(store.folder) and (store.folder / MANIFEST_FILE).is_file()
+        if snapshot is None or (have and not force):
             return None
         head = _head(store, files, snapshot)
         if head is None:

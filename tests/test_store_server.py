@@ -286,5 +286,13 @@ def test_a_reduced_index_is_shared_with_its_projection(
     monkeypatch.setattr(rag.embed, "get_embedder", lambda *x, **k: pytest.fail("embedder loaded"))
     b = Settings(home=tmp_path / "b", chroma_url=server, index=lab)
     assert top(b) == want
-    assert (Store.open(b).folder / FILE).read_bytes() == (Store.open(a).folder / FILE).read_bytes()
+    fitted = (Store.open(a).folder / FILE).read_bytes()
+    assert (Store.open(b).folder / FILE).read_bytes() == fitted
     assert_searches_own_papers(b, ours)
+    # B's copy damaged: `rag index` takes the server's again, and neither empties the shared collection
+    # nor embeds anything
+    (Store.open(b).folder / FILE).write_bytes(b"damaged")
+    again = build_index(ours, b)
+    assert (again.embedded, again.unchanged) == (0, len(ours))
+    assert (Store.open(b).folder / FILE).read_bytes() == fitted
+    assert top(a) == top(b) == want
