@@ -100,6 +100,8 @@ def rescored(
     """Of ``hits`` (nearest first by the projected vectors), those of ``allowed`` papers (all when None), at
     most ``limit``, with the cosine distance of their full vectors read from ``collection``, nearest first."""
     hits = [h for h in hits if allowed is None or h.paper_id in allowed][:limit]
+    if not hits:  # (Chroma refuses a get of no ids)
+        return []
     got = collection.get(ids=[h.chunk_id for h in hits], include=["metadatas"])
     full = dict(zip(got["ids"], got.get("metadatas") or [], strict=False))
     exact = full_distances(query, [full.get(h.chunk_id) for h in hits], [h.distance for h in hits])

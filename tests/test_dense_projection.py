@@ -117,6 +117,11 @@ def test_a_reduced_index_gives_the_similarities_and_hits_of_full_vectors(
     assert (store.folder / dense_projection.FILE).is_file()
     assert all(dense_projection.FULL_KEY not in m for m in store.chunk_states().values())
 
+    q = queries.encode_query("Topic 3")
+    assert Store.open(reduced).query(q, 5, contents=False, allowed={"no such paper"}) == []
+    two = Store.open(reduced).query(q, stats.chunks, contents=False, allowed={"d3", "d8"})
+    assert {h.paper_id for h in two} == {"d3", "d8"}
+    assert len(Store.open(reduced).query(q, stats.chunks, contents=False, rescore=3)) == 3
     for home in (full, reduced):  # candidates from every chunk: what Chroma returns is then the same set
         home.retrieve.depth = 100
     for text in ("Topic 3 result 2 holds", "Study 17 of topic 2", "case 41"):
