@@ -200,16 +200,15 @@ def fit_for(store: Store, chunks: Sequence[Any], embedder: Any) -> bool:
     return True
 
 
-def lost(store: Store) -> str | None:
+def lost(store: Store, manifest: dict[str, Any]) -> str | None:
     """Why the collection's vectors cannot be used: ``index.dense_dims`` is set, the collection holds
-    vectors, and their projection is missing, unreadable or changed since the run that wrote them (its
-    fingerprint in the manifest); ``rag index`` then embeds them again."""
+    vectors, and their projection is missing, unreadable or changed since the run that wrote ``manifest``
+    (the index's, as the caller read it: its fingerprint there); ``rag index`` then embeds them again."""
     if store.settings.index.dense_dims is None or not (store.count_at_open or 0):
         return None
-    from rag.corpus_identity import MANIFEST_FILE
-    from rag.integrity import damaged, read_json_object
+    from rag.integrity import damaged
 
-    files = read_json_object(store.folder / MANIFEST_FILE).get("files")
+    files = manifest.get("files")
     recorded = files.get(FILE) if isinstance(files, dict) else None
     return load(store.folder)[1] or damaged(store.folder / FILE, recorded)
 

@@ -165,19 +165,20 @@ def _build(
     # On a server, another home of this corpus may have indexed it since: take its files (records, BM25,
     # word-piece vectors, manifest; rag.shared_index), so nothing it did is redone here.
     fetched = fetch(store) if settings.chroma_url and not adopted else None
-    lost = projection_lost(store)  # index.dense_dims: vectors that cannot be read without their projection
+    folder = store.folder
+    manifest_path = folder / MANIFEST_FILE
+    old_manifest = read_json_object(manifest_path)
+    lost = projection_lost(store, old_manifest)  # index.dense_dims: vectors unreadable without it
     if lost and settings.chroma_url and not adopted:  # the server's copy, before anything is re-embedded
         fetched = fetch(store, force=True) or fetched
-        lost = projection_lost(store)
+        old_manifest = read_json_object(manifest_path)
+        lost = projection_lost(store, old_manifest)
     if lost:
         log.warning("%s: every chunk of %s is embedded again", lost, store.collection_name)
         clear_vectors(store)
     hashes = {p.id: content_hash(p) for p in papers}
     digests = metadata_digests(papers)
     signature = signature_of((p.id, hashes[p.id], digests[p.id]) for p in papers)
-    folder = store.folder
-    manifest_path = folder / MANIFEST_FILE
-    old_manifest = read_json_object(manifest_path)
     indexed_before: dict[str, Any] = old_manifest.get("paper_hashes") or {}  # paper id → hash, digest, chunks
     bm25 = folder / BM25_DIR
     count_before = store.count_at_open if store.count_at_open is not None and not adopted else store.count()

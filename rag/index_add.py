@@ -170,7 +170,7 @@ def _trusted(store: Store, manifest: dict[str, Any], plan: _Plan, settings: Sett
         or not isinstance(manifest.get("paper_hashes"), dict)
         or not (store.folder / BM25_DIR).is_dir()
         or not files_intact(store.folder, manifest, late)
-        or projection_lost(store) is not None
+        or projection_lost(store, manifest) is not None
         or (late and not (settings.index.late_merge and is_current(store.folder, count, *layout)))
     ):
         return None

@@ -342,7 +342,6 @@ class Store:
             self._projection = dense_projection.required(self.folder, self.settings.index.dense_dims)
         return self._projection
 
-
     # ----------------------------------------------------------------- writing
     def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
         """Write chunks with their vectors (by chunk id: re-writing replaces, never duplicates)."""
